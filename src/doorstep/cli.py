@@ -1,0 +1,155 @@
+"""The `doorstep` command line: a thin layer that parses, calls the library and prints."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from doorstep.config import ConfigError
+from doorstep.ingest import ImportFailure, ImportReport, import_workspace, init_workspace
+from doorstep.store.export import EXPORTS, write_csv
+from doorstep.workspace import Workspace, open_workspace
+
+app = typer.Typer(
+    help="doorstep: ecosystem-qualified leads from your partners' overlapping accounts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+WorkspacePath = Annotated[Path, typer.Argument(help="The workspace folder.")]
+
+USER_ERRORS = (ConfigError, ImportFailure)
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn a user error into one clear sentence on stderr and exit code 1."""
+    try:
+        yield
+    except USER_ERRORS as exc:
+        _fail(str(exc))
+
+
+def _open(path: Path) -> Workspace:
+    with user_errors():
+        return open_workspace(path)
+    raise AssertionError("unreachable")
+
+
+class _ImportBars:
+    """Rich progress bars for an import: one per table, by bytes read, then rows written."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[tuple[str, str], TaskID] = {}
+
+    def __call__(self, phase: str, table: str, done: int, total: int) -> None:
+        key = (phase, table)
+        if key not in self.tasks:
+            label = f"reading {table}" if phase == "read" else f"writing {table}"
+            self.tasks[key] = self.progress.add_task(label, total=max(total, 1))
+        self.progress.update(self.tasks[key], completed=done if total else 1, total=max(total, 1))
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.percentage:>5.0f}%"),
+        TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal,
+    )
+
+
+def run_import(workspace: Workspace) -> ImportReport:
+    """Import the workspace with progress bars and print what happened."""
+    with user_errors(), _progress() as progress:
+        report = import_workspace(workspace.path, workspace.store, progress=_ImportBars(progress))
+    table = Table(title="Import", title_justify="left")
+    for column in ("table", "file", "read", "new", "updated", "unchanged", "quarantined"):
+        table.add_column(column, justify="left" if column in ("table", "file") else "right")
+    for name, c in report.tables.items():
+        table.add_row(name, c.file, f"{c.read:,}", f"{c.inserted:,}", f"{c.updated:,}",
+                      f"{c.unchanged:,}",
+                      f"[red]{c.quarantined:,}[/]" if c.quarantined else "0")
+    console.print(table)
+    if report.quarantined:
+        console.print(
+            f"{report.quarantined:,} rows quarantined with their reasons: "
+            f"doorstep export {workspace.path} quarantine"
+        )
+    gone = {n: c.not_in_file for n, c in report.tables.items() if c.not_in_file}
+    if gone:
+        listed = ", ".join(f"{n} {k:,}" for n, k in gone.items())
+        console.print(f"Kept in the store though no longer in the files: {listed}.")
+    return report
+
+
+@app.command()
+def init(path: WorkspacePath) -> None:
+    """Create a workspace: a commented doorstep.toml and empty tables with headers."""
+    written = init_workspace(path)
+    for file in written:
+        console.print(f"wrote {file}")
+    if not written:
+        console.print(f"{path} already has every file; nothing changed.")
+    console.print(f"Next: fill {path / 'data'} and run `doorstep import {path}`.")
+
+
+@app.command("import")
+def import_(path: WorkspacePath) -> None:
+    """Validate the workspace tables and load them into the store (atomic, re-runnable)."""
+    run_import(_open(path))
+
+
+@app.command()
+def export(
+    path: WorkspacePath,
+    table: Annotated[str, typer.Argument(help=f"One of: {', '.join(EXPORTS)}.")],
+    out: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Write one of doorstep's tables as CSV."""
+    if table not in EXPORTS:
+        err.print(f"error: unknown table '{table}'; choose one of: {', '.join(EXPORTS)}.")
+        raise typer.Exit(2)
+    workspace = _open(path)
+    if out is None:
+        write_csv(workspace.store, table, sys.stdout)
+        return
+    with out.open("w", newline="", encoding="utf-8") as f:
+        count = write_csv(workspace.store, table, f)
+    err.print(f"wrote {count:,} rows to {out}")
+
+
+@app.command()
+def demo(
+    path: WorkspacePath,
+    accounts: Annotated[int, typer.Option(min=100, help="How many of our accounts.")] = 5000,
+    partners: Annotated[int, typer.Option(min=1, max=50, help="How many partners.")] = 4,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same world.")] = 7,
+) -> None:
+    """Generate a realistic synthetic workspace, then run every stage on it."""
+    from doorstep.demo import run_demo
+
+    with user_errors():
+        run_demo(path, accounts=accounts, partners=partners, seed=seed, today=date.today(),
+                 console=console, progress=_progress, run_import=run_import)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `doorstep` console script."""
+    app(args=argv)

@@ -1,0 +1,208 @@
+"""Loading a validated workspace into the store, all tables in one transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from sqlalchemy import Connection, and_, bindparam, delete, insert, select, update
+
+from doorstep.ingest.contract import TABLES, Table
+from doorstep.ingest.read import ROW, TableFile, locate_all, read_table_file
+from doorstep.ingest.validate import Checked, check_table
+from doorstep.store import Store
+from doorstep.store.models import IMPORTED_MODELS, ImportRun, QuarantinedRow
+
+_WRITE_CHUNK = 20_000
+
+# (phase, table, done, total): phase is "read" (bytes) or "load" (rows)
+ImportProgress = Callable[[str, str, int, int], None]
+
+
+@dataclass
+class TableCounts:
+    """What happened to one table's rows."""
+
+    file: str
+    read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    not_in_file: int = 0
+
+    @property
+    def loaded(self) -> int:
+        return self.inserted + self.updated + self.unchanged
+
+
+@dataclass
+class ImportReport:
+    """The outcome of one import: per-table counts and the number of quarantined rows."""
+
+    import_id: int
+    tables: dict[str, TableCounts] = field(default_factory=dict)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(t.quarantined for t in self.tables.values())
+
+    @property
+    def changed(self) -> int:
+        return sum(t.inserted + t.updated for t in self.tables.values())
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _rows(valid: pa.Table, start: int, stop: int, has_attributes: bool) -> list[dict[str, Any]]:
+    records = valid.slice(start, stop - start).drop_columns([ROW]).to_pylist()
+    for record in records:
+        attributes = record["attributes"]
+        record["attributes"] = json.loads(attributes) if has_attributes and attributes else None
+    return records
+
+
+def _existing_hashes(conn: Connection, table: Table, schema: pa.Schema) -> pa.Table:
+    model = IMPORTED_MODELS[table.name]
+    cols = [model.__table__.c[k] for k in table.key]  # type: ignore[attr-defined]
+    result = conn.execute(select(*cols, model.__table__.c.row_hash))  # type: ignore[attr-defined]
+    rows = result.fetchall()
+    names = [*table.key, "row_hash"]
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
+    return pa.table({
+        n: pa.array(c, type=schema.field(n).type) for n, c in zip(names, columns, strict=True)
+    })
+
+
+def _plan(checked: Checked, existing: pa.Table) -> tuple[pa.Table, pa.Table, int, int]:
+    """Split valid rows into new and changed ones; count unchanged rows and rows not in the file."""
+    key = checked.table.key
+    con = duckdb.connect()
+    con.register("valid", checked.valid)
+    con.register("existing", existing)
+    on = " AND ".join(f'v."{k}" = e."{k}"' for k in key)
+    new = con.sql(
+        f"SELECT v.* FROM valid v ANTI JOIN existing e ON {on} ORDER BY v.{ROW}"
+    ).to_arrow_table()
+    changed = con.sql(
+        f"SELECT v.* FROM valid v JOIN existing e ON {on} WHERE v.row_hash <> e.row_hash "
+        f"ORDER BY v.{ROW}"
+    ).to_arrow_table()
+    unchanged = con.sql(
+        f"SELECT count(*) FROM valid v JOIN existing e ON {on} WHERE v.row_hash = e.row_hash"
+    ).fetchall()[0]
+    gone = con.sql(
+        f"SELECT count(*) FROM existing e ANTI JOIN valid v ON {on}"
+    ).fetchall()[0]
+    con.close()
+    return new, changed, int(unchanged[0]), int(gone[0])
+
+
+def _write(conn: Connection, checked: Checked, counts: TableCounts,
+           has_attributes: bool, progress: ImportProgress | None) -> None:
+    table = checked.table
+    model_table = IMPORTED_MODELS[table.name].__table__  # type: ignore[attr-defined]
+    new, changed, counts.unchanged, counts.not_in_file = _plan(
+        checked, _existing_hashes(conn, table, checked.valid.schema)
+    )
+    total = new.num_rows + changed.num_rows
+    done = 0
+    for start in range(0, new.num_rows, _WRITE_CHUNK):
+        stop = min(start + _WRITE_CHUNK, new.num_rows)
+        conn.execute(insert(model_table), _rows(new, start, stop, has_attributes))
+        done += stop - start
+        if progress:
+            progress("load", table.name, done, total)
+    if changed.num_rows:
+        where = and_(*(model_table.c[k] == bindparam(f"key_{k}") for k in table.key))
+        values = {c: bindparam(c) for c in changed.column_names if c not in (ROW, *table.key)}
+        statement = update(model_table).where(where).values(values)
+        for start in range(0, changed.num_rows, _WRITE_CHUNK):
+            stop = min(start + _WRITE_CHUNK, changed.num_rows)
+            rows = _rows(changed, start, stop, has_attributes)
+            for row in rows:
+                for k in table.key:
+                    row[f"key_{k}"] = row.pop(k)
+            conn.execute(statement, rows)
+            done += stop - start
+            if progress:
+                progress("load", table.name, done, total)
+    counts.inserted, counts.updated = new.num_rows, changed.num_rows
+    if progress and total == 0:
+        progress("load", table.name, 0, 0)
+
+
+def _quarantine_rows(import_id: int, table_file: TableFile, checked: Checked,
+                     workspace: Path) -> list[dict[str, Any]]:
+    file = str(table_file.path.relative_to(workspace)) if table_file.path.is_relative_to(
+        workspace) else str(table_file.path)
+    rows = [
+        {"import_id": import_id, "table_name": checked.table.name, "file": file,
+         "row_number": p[ROW], "column_name": p["column"], "value": p["value"],
+         "reason": p["reason"]}
+        for p in checked.problems.to_pylist()
+    ]
+    rows += [
+        {"import_id": import_id, "table_name": checked.table.name, "file": file,
+         "row_number": r.row, "column_name": None, "value": r.text[:1000],
+         "reason": f"expected {r.expected} fields, found {r.found}"}
+        for r in table_file.ragged
+    ]
+    return rows
+
+
+def import_workspace(workspace: Path, store: Store, *,
+                     progress: ImportProgress | None = None) -> ImportReport:
+    """Validate every table of the workspace and load it into the store in one transaction.
+
+    A missing file or required column raises ImportFailure before anything is written; bad
+    rows go to the quarantine table; rows already in the store are updated by id.
+    """
+    paths = locate_all(workspace / "data")
+    files: dict[str, TableFile] = {}
+    for table in TABLES:
+        def read_progress(done: int, total: int, name: str = table.name) -> None:
+            if progress:
+                progress("read", name, done, total)
+
+        files[table.name] = read_table_file(paths[table.name], table, read_progress)
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    checked = {t.name: check_table(con, files[t.name]) for t in TABLES}
+    con.close()
+
+    started = _now()
+    with store.engine.begin() as conn:
+        run = conn.execute(insert(ImportRun).values(started_at=started, counts={})
+                           .returning(ImportRun.import_id))
+        import_id = int(run.scalar_one())
+        report = ImportReport(import_id)
+        conn.execute(delete(QuarantinedRow))
+        for table in TABLES:
+            table_file, result = files[table.name], checked[table.name]
+            bad_rows = {p for p in result.problems.column(ROW).to_pylist()}
+            counts = TableCounts(
+                file=str(table_file.path.name), read=table_file.rows_read,
+                quarantined=len(bad_rows) + len(table_file.ragged),
+            )
+            _write(conn, result, counts, bool(table_file.extra_columns), progress)
+            quarantine = _quarantine_rows(import_id, table_file, result, workspace)
+            if quarantine:
+                conn.execute(insert(QuarantinedRow), quarantine)
+            report.tables[table.name] = counts
+        conn.execute(
+            update(ImportRun).where(ImportRun.import_id == import_id).values(
+                finished_at=_now(),
+                counts={name: asdict(c) for name, c in report.tables.items()},
+            )
+        )
+    return report

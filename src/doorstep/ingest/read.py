@@ -1,0 +1,187 @@
+"""Reading workspace files into Arrow tables of text, remembering each row's number."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from doorstep.ingest.contract import TABLES, Table
+
+ROW = "__row"
+FORMATS = (".csv", ".parquet")
+_CHUNK = 200_000
+
+ReadProgress = Callable[[int, int], None]  # (bytes done, bytes total)
+
+
+class ImportFailure(Exception):
+    """The import cannot go ahead; the message is one sentence naming the file and what to do."""
+
+
+@dataclass
+class RaggedRow:
+    """A CSV row with the wrong number of fields: it goes to quarantine as it is."""
+
+    row: int
+    expected: int
+    found: int
+    text: str
+
+
+@dataclass
+class TableFile:
+    """One workspace file, read: every value as text, plus its row number."""
+
+    table: Table
+    path: Path
+    data: pa.Table
+    extra_columns: list[str]
+    ragged: list[RaggedRow] = field(default_factory=list)
+
+    @property
+    def rows_read(self) -> int:
+        return self.data.num_rows + len(self.ragged)
+
+
+def locate(data_dir: Path, table: Table) -> Path:
+    """The file holding `table` under data/: exactly one of NAME.csv or NAME.parquet."""
+    found = [data_dir / f"{table.name}{ext}" for ext in FORMATS if (data_dir / f"{table.name}{ext}").exists()]
+    if not found:
+        raise ImportFailure(
+            f"{data_dir / (table.name + '.csv')} is missing: every table of the data contract needs "
+            f"a file (doorstep init writes empty ones with headers); add it and retry."
+        )
+    if len(found) > 1:
+        raise ImportFailure(
+            f"{found[0]} and {found[1]} both exist: keep one file per table and retry."
+        )
+    return found[0]
+
+
+def _check_header(path: Path, table: Table, header: list[str]) -> list[str]:
+    names = [h.strip() for h in header]
+    seen: set[str] = set()
+    for name in names:
+        if not name:
+            raise ImportFailure(f"{path}: the header has an empty column name; name it and retry.")
+        if name in seen:
+            raise ImportFailure(f"{path}: column '{name}' appears twice in the header; keep one.")
+        seen.add(name)
+    for required in table.required:
+        if required not in seen:
+            raise ImportFailure(
+                f"{path}: required column '{required}' is missing (expected columns: "
+                f"{', '.join(table.required)}); add it and retry."
+            )
+    return names
+
+
+def _read_csv(path: Path, table: Table, progress: ReadProgress | None) -> TableFile:
+    total = path.stat().st_size
+    with path.open("rb") as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+        reader = csv.reader(text)
+        row_number = 1
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise ImportFailure(f"{path} is empty: it needs at least a header row.")
+            names = _check_header(path, table, header)
+            width = len(names)
+            chunks: list[pa.RecordBatch] = []
+            columns: list[list[str]] = [[] for _ in range(width)]
+            rows: list[int] = []
+            ragged: list[RaggedRow] = []
+            for record in reader:
+                row_number += 1
+                if len(record) != width:
+                    if not any(v.strip() for v in record):
+                        continue  # blank line: nothing to load, nothing lost
+                    ragged.append(RaggedRow(row_number, width, len(record), ",".join(record)))
+                    continue
+                rows.append(row_number)
+                for i, value in enumerate(record):
+                    columns[i].append(value)
+                if len(rows) >= _CHUNK:
+                    chunks.append(_batch(names, columns, rows))
+                    columns = [[] for _ in range(width)]
+                    rows = []
+                    if progress:
+                        progress(raw.tell(), total)
+        except UnicodeDecodeError as exc:
+            raise ImportFailure(
+                f"{path} is not UTF-8 text (near row {row_number + 1}): save it as UTF-8 and retry."
+            ) from exc
+        except csv.Error as exc:
+            raise ImportFailure(f"{path}, row {row_number}: {exc}; fix the quoting and retry.") from exc
+        chunks.append(_batch(names, columns, rows))
+    if progress:
+        progress(total, total)
+    data = pa.Table.from_batches(chunks)
+    extra = [n for n in names if n not in table.column_names]
+    return TableFile(table, path, data, extra, ragged)
+
+
+def _batch(names: list[str], columns: list[list[str]], rows: list[int]) -> pa.RecordBatch:
+    arrays = [pa.array(c, type=pa.string()) for c in columns]
+    arrays.append(pa.array(rows, type=pa.int64()))
+    return pa.RecordBatch.from_arrays(arrays, names=[*names, ROW])
+
+
+def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    if pa.types.is_timestamp(column.type):
+        return pc.strftime(column, format="%Y-%m-%dT%H:%M:%S")
+    if pa.types.is_date(column.type):
+        return pc.strftime(column, format="%Y-%m-%d")
+    if pa.types.is_boolean(column.type):
+        return pc.if_else(column, "true", "false")
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return column.cast(pa.string())
+    return column.cast(pa.string())
+
+
+def _read_parquet(path: Path, table: Table, progress: ReadProgress | None) -> TableFile:
+    try:
+        raw = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise ImportFailure(f"{path} is not a readable Parquet file ({exc}); re-export it.") from exc
+    names = _check_header(path, table, list(raw.column_names))
+    columns = []
+    for name, column in zip(names, raw.columns, strict=True):
+        try:
+            columns.append(pc.fill_null(_as_text(column), ""))
+        except pa.ArrowNotImplementedError as exc:
+            raise ImportFailure(
+                f"{path}: column '{name}' has type {column.type}, which cannot be read as text."
+            ) from exc
+    # Parquet has no header line: row N is the N-th record.
+    columns.append(pa.chunked_array([pa.array(range(1, raw.num_rows + 1), type=pa.int64())]))
+    data = pa.Table.from_arrays(columns, names=[*names, ROW])
+    if progress:
+        size = path.stat().st_size
+        progress(size, size)
+    extra = [n for n in names if n not in table.column_names]
+    return TableFile(table, path, data, extra)
+
+
+def read_table_file(path: Path, table: Table, progress: ReadProgress | None = None) -> TableFile:
+    """Read one workspace file as text columns; stop with ImportFailure when it is unusable."""
+    if path.suffix == ".parquet":
+        return _read_parquet(path, table, progress)
+    return _read_csv(path, table, progress)
+
+
+def locate_all(data_dir: Path) -> dict[str, Path]:
+    """Every table's file, checked to exist before anything is read."""
+    if not data_dir.is_dir():
+        raise ImportFailure(
+            f"{data_dir} does not exist: run `doorstep init` on the workspace, add your tables, retry."
+        )
+    return {t.name: locate(data_dir, t) for t in TABLES}

@@ -1,0 +1,211 @@
+"""Validation rules of the data contract, run in bulk in DuckDB; bad rows become problems."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+from doorstep.ingest.contract import Column, Table
+from doorstep.ingest.read import ROW, TableFile
+
+_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s.]+$"
+_INTEGER = r"^[+-]?[0-9]+(\.0+)?$"
+_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_DATETIME = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?"
+    r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)?)?$"
+)
+TRUE_WORDS = ("true", "t", "yes", "y", "1")
+FALSE_WORDS = ("false", "f", "no", "n", "0")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One check: rows where `condition` holds are quarantined with `reason`."""
+
+    column: str
+    condition: str
+    reason: str
+
+
+def q(name: str) -> str:
+    """Quote an identifier for DuckDB."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def value(column: str) -> str:
+    """SQL for a column's value: trimmed, with an empty string meaning missing."""
+    return f"NULLIF(trim({q(column)}), '')"
+
+
+def _sql_list(items: tuple[str, ...]) -> str:
+    return ", ".join("'" + i.replace("'", "''") + "'" for i in items)
+
+
+def column_rules(column: Column) -> list[Rule]:
+    """The per-value rules for one column, from its type, choices and range."""
+    v = value(column.name)
+    rules: list[Rule] = []
+    if column.required:
+        rules.append(Rule(column.name, f"{v} IS NULL", "required value is missing"))
+    present = f"{v} IS NOT NULL AND "
+    kind = column.type
+    if kind == "integer":
+        rules.append(Rule(column.name, present + f"NOT regexp_full_match({v}, '{_INTEGER}')",
+                          "expected a whole number"))
+        number = f"TRY_CAST({v} AS DOUBLE)"
+        valid = f"regexp_full_match({v}, '{_INTEGER}')"
+    elif kind == "number":
+        number = f"TRY_CAST({v} AS DOUBLE)"
+        rules.append(Rule(column.name, present + f"({number} IS NULL OR NOT isfinite({number}))",
+                          "expected a number"))
+        valid = f"isfinite({number})"
+    elif kind == "boolean":
+        words = _sql_list(TRUE_WORDS + FALSE_WORDS)
+        rules.append(Rule(column.name, present + f"lower({v}) NOT IN ({words})",
+                          "expected true or false"))
+    elif kind == "date":
+        rules.append(Rule(column.name, present + f"(NOT regexp_full_match({v}, '{_DATE}') "
+                          f"OR TRY_CAST({v} AS DATE) IS NULL)",
+                          "expected an ISO 8601 date (YYYY-MM-DD)"))
+    elif kind == "datetime":
+        rules.append(Rule(column.name, present + f"(NOT regexp_full_match({v}, '{_DATETIME}') "
+                          f"OR TRY_CAST({v} AS TIMESTAMPTZ) IS NULL)",
+                          "expected an ISO 8601 date or date-time (YYYY-MM-DD[THH:MM:SS])"))
+    elif kind == "enum":
+        rules.append(Rule(column.name, present + f"lower({v}) NOT IN ({_sql_list(column.choices)})",
+                          f"expected one of {', '.join(column.choices)}"))
+    elif kind == "email":
+        rules.append(Rule(column.name, present + f"NOT regexp_full_match({v}, '{_EMAIL}')",
+                          "expected an email address"))
+    if kind in ("integer", "number"):
+        if column.minimum is not None:
+            rules.append(Rule(column.name, present + f"{valid} AND {number} < {column.minimum}",
+                              f"expected at least {column.minimum:g}"))
+        if column.maximum is not None:
+            rules.append(Rule(column.name, present + f"{valid} AND {number} > {column.maximum}",
+                              f"expected at most {column.maximum:g}"))
+    return rules
+
+
+def typed_expression(column: Column) -> str:
+    """SQL turning a valid text value into its typed value for the store."""
+    v = value(column.name)
+    kind = column.type
+    if kind == "integer":
+        return f"CAST(CAST({v} AS DOUBLE) AS BIGINT)"
+    if kind == "number":
+        return f"CAST({v} AS DOUBLE)"
+    if kind == "boolean":
+        return f"CASE WHEN {v} IS NULL THEN NULL ELSE lower({v}) IN ({_sql_list(TRUE_WORDS)}) END"
+    if kind == "date":
+        return f"CAST({v} AS DATE)"
+    if kind == "datetime":
+        return f"CAST(CAST({v} AS TIMESTAMPTZ) AS TIMESTAMP)"
+    if kind == "enum":
+        return f"lower({v})"
+    if kind == "email":
+        return v
+    if column.name in _KEY_LIKE or column.references:
+        return v
+    # Names, websites and free text are stored as given; only an empty value becomes missing.
+    return f"NULLIF({q(column.name)}, '')"
+
+
+_KEY_LIKE = {"rep_id", "partner_id", "account_id", "partner_account_id", "lead_id",
+             "opportunity_id", "source_type"}
+
+
+@dataclass
+class Checked:
+    """A table after validation: the typed rows to load and the problems found."""
+
+    table: Table
+    valid: pa.Table       # typed contract columns + attributes JSON + row_hash + __row
+    problems: pa.Table    # __row, column, value, reason
+
+
+def _present(table_file: TableFile) -> list[Column]:
+    names = set(table_file.data.column_names)
+    return [c for c in table_file.table.columns if c.name in names]
+
+
+def check_table(con: duckdb.DuckDBPyConnection, table_file: TableFile) -> Checked:
+    """Validate one table against its rules, duplicates and references to tables checked before.
+
+    Referenced tables must already be registered in `con` as `keys_<table>` (see `register_keys`).
+    """
+    table = table_file.table
+    src = f"src_{table.name}"
+    con.register(src, table_file.data)
+    present = _present(table_file)
+    parts = [
+        f"SELECT {ROW} AS row, '{r.column}' AS col, {q(r.column)} AS value, '{r.reason}' AS reason "
+        f"FROM {src} WHERE {r.condition}"
+        for c in present
+        for r in column_rules(c)
+    ]
+    empty = "SELECT NULL::BIGINT AS row, NULL AS col, NULL AS value, NULL AS reason WHERE false"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE bad_{table.name} AS {' UNION ALL '.join(parts) or empty}")
+
+    key_sql = ", ".join(value(k) for k in table.key)
+    key_text = " || ' / ' || ".join(value(k) for k in table.key)
+    con.execute(
+        f"INSERT INTO bad_{table.name} SELECT row, '{'/'.join(table.key)}', key_text, "
+        f"'duplicate id ' || key_text || ' (first on row ' || first_row || ')' FROM ("
+        f"  SELECT {ROW} AS row, {key_text} AS key_text,"
+        f"    min({ROW}) OVER (PARTITION BY {key_sql}) AS first_row"
+        f"  FROM {src} WHERE {ROW} NOT IN (SELECT row FROM bad_{table.name})"
+        f") WHERE row <> first_row"
+    )
+    for c in present:
+        if c.references is None:
+            continue
+        target, _ = c.references
+        v = value(c.name)
+        con.execute(
+            f"INSERT INTO bad_{table.name} SELECT {ROW}, '{c.name}', {q(c.name)}, "
+            f"'unknown {c.references[1]} ' || {v} || ' (not in {target})' FROM {src} "
+            f"WHERE {v} IS NOT NULL AND {ROW} NOT IN (SELECT row FROM bad_{table.name}) "
+            f"AND {v} NOT IN (SELECT k0 FROM keys_{target})"
+        )
+    for columns, target, target_columns in table.composite_references:
+        shown = " || ' / ' || ".join(value(a) for a in columns)
+        cond = " AND ".join(f"{value(a)} = k.k{i}" for i, a in enumerate(columns))
+        con.execute(
+            f"INSERT INTO bad_{table.name} SELECT {ROW}, '{'/'.join(columns)}', "
+            f"{shown}, "
+            f"'unknown {target} row (no {'/'.join(target_columns)} like this in {target})' "
+            f"FROM {src} s WHERE {ROW} NOT IN (SELECT row FROM bad_{table.name}) "
+            f"AND NOT EXISTS (SELECT 1 FROM keys_{target} k WHERE {cond})"
+        )
+
+    typed = [f"{typed_expression(c)} AS {q(c.name)}" for c in present]
+    extras = table_file.extra_columns
+    attributes = (
+        "json_object(" + ", ".join(f"'{e.replace(chr(39), chr(39) * 2)}', {value(e)}" for e in extras) + ")"
+        if extras else "NULL"
+    )
+    hashed = " || chr(31) || ".join(
+        f"coalesce({q(n)}, chr(30))" for n in table_file.data.column_names if n != ROW
+    )
+    valid = con.sql(
+        f"SELECT {', '.join(typed)}, {attributes} AS attributes, md5({hashed}) AS row_hash, {ROW} "
+        f"FROM {src} WHERE {ROW} NOT IN (SELECT row FROM bad_{table.name}) ORDER BY {ROW}"
+    ).to_arrow_table()
+    problems = con.sql(
+        f"SELECT row AS {ROW}, col AS column, value, reason FROM bad_{table.name} ORDER BY row, col"
+    ).to_arrow_table()
+    register_keys(con, table, valid)
+    con.unregister(src)
+    return Checked(table, valid, problems)
+
+
+def register_keys(con: duckdb.DuckDBPyConnection, table: Table, valid: pa.Table) -> None:
+    """Make the valid keys of `table` available to the reference checks of later tables."""
+    keys = valid.select(list(table.key)).rename_columns([f"k{i}" for i in range(len(table.key))])
+    con.register("keys_in", keys)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE keys_{table.name} AS SELECT * FROM keys_in")
+    con.unregister("keys_in")

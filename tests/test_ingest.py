@@ -1,0 +1,202 @@
+"""Import: validation rules (one test each), atomicity, re-runs and updates by id."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import SMALL_WORLD, write_table
+from sqlalchemy import func, select
+
+from doorstep.ingest import ImportFailure, import_workspace
+from doorstep.store import Store
+from doorstep.store.models import Account, PartnerAccount, QuarantinedRow, Rep, SourceLead
+
+
+def quarantine(store: Store) -> list[dict[str, Any]]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(QuarantinedRow).order_by(QuarantinedRow.id)).mappings()
+        return [dict(r) for r in rows]
+
+
+def count(store: Store, model: Any) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(model)).scalar_one())
+
+
+def with_row(workspace: Path, table: str, **changes: object) -> None:
+    """Rewrite `table` with one more row: a copy of its first row with `changes`."""
+    rows = [dict(r) for r in SMALL_WORLD[table]]
+    rows.append({**rows[0], **changes})
+    write_table(workspace, table, rows)
+
+
+def only_problem(store: Store) -> dict[str, Any]:
+    problems = quarantine(store)
+    assert len(problems) == 1, problems
+    return problems[0]
+
+
+def test_valid_workspace_loads_every_row(small_workspace: Path, store: Store) -> None:
+    report = import_workspace(small_workspace, store)
+    assert report.quarantined == 0
+    for name, rows in SMALL_WORLD.items():
+        assert report.tables[name].inserted == len(rows)
+    with store.engine.connect() as conn:
+        account = conn.execute(select(Account).where(Account.account_id == "a1")).one()
+    assert account.employees == 250 and account.is_customer is False
+    assert account.website == "https://www.northwind.de/"  # stored as given
+
+
+@pytest.mark.parametrize(
+    ("table", "changes", "column", "reason"),
+    [
+        ("accounts", {"account_id": "a9", "name": ""}, "name", "required value is missing"),
+        ("accounts", {"account_id": "a9", "employees": "12.5"}, "employees", "whole number"),
+        ("accounts", {"account_id": "a9", "employees": "-3"}, "employees", "at least 0"),
+        ("accounts", {"account_id": "a9", "annual_revenue": "lots"}, "annual_revenue",
+         "expected a number"),
+        ("accounts", {"account_id": "a9", "is_customer": "maybe"}, "is_customer",
+         "true or false"),
+        ("partner_accounts", {"partner_account_id": "x9", "relationship": "friend"},
+         "relationship", "one of customer, opportunity, prospect"),
+        ("partner_accounts", {"partner_account_id": "x9", "relationship_strength": "7"},
+         "relationship_strength", "at most 5"),
+        ("partner_accounts", {"partner_account_id": "x9", "customer_since": "01/05/2023"},
+         "customer_since", "ISO 8601 date"),
+        ("leads", {"lead_id": "l9", "created_at": "yesterday"}, "created_at", "ISO 8601"),
+        ("reps", {"rep_id": "r9", "email": "not-an-email"}, "email", "email address"),
+        ("accounts", {"account_id": "a9", "owner_id": "r404"}, "owner_id", "unknown rep_id r404"),
+        ("partner_accounts", {"partner_id": "p404", "partner_account_id": "x9"}, "partner_id",
+         "unknown partner_id p404"),
+        ("warmth_answers", {"partner_account_id": "x404"}, "partner_id/partner_account_id",
+         "unknown partner_accounts row"),
+        ("accounts", {}, "account_id", "duplicate id a1 (first on row 2)"),
+    ],
+)
+def test_each_rule_quarantines_the_bad_row_with_file_row_column_and_reason(
+    small_workspace: Path, store: Store, table: str, changes: dict[str, object], column: str,
+    reason: str,
+) -> None:
+    with_row(small_workspace, table, **changes)
+    report = import_workspace(small_workspace, store)
+    problem = only_problem(store)
+    assert problem["file"] == f"data/{table}.csv"
+    assert problem["row_number"] == len(SMALL_WORLD[table]) + 2  # header is row 1
+    assert problem["column_name"] == column
+    assert reason in problem["reason"]
+    assert report.tables[table].quarantined == 1
+    assert report.tables[table].inserted == len(SMALL_WORLD[table])
+
+
+def test_a_row_referencing_a_quarantined_row_is_quarantined_too(
+    small_workspace: Path, store: Store
+) -> None:
+    with_row(small_workspace, "reps", rep_id="r9", email="broken")
+    with_row(small_workspace, "accounts", account_id="a9", owner_id="r9")
+    import_workspace(small_workspace, store)
+    reasons = {(p["table_name"], p["column_name"]): p["reason"] for p in quarantine(store)}
+    assert reasons[("reps", "email")] == "expected an email address"
+    assert "unknown rep_id r9" in reasons[("accounts", "owner_id")]
+
+
+def test_ragged_csv_row_is_quarantined_not_dropped(small_workspace: Path, store: Store) -> None:
+    path = small_workspace / "data" / "reps.csv"
+    path.write_text(path.read_text() + "r7,Too,Many,Fields,Here,1,true,extra\n")
+    import_workspace(small_workspace, store)
+    problem = only_problem(store)
+    assert problem["row_number"] == 4 and "expected 6 fields, found 8" in problem["reason"]
+
+
+def test_missing_file_stops_the_import_and_changes_nothing(
+    small_workspace: Path, store: Store
+) -> None:
+    import_workspace(small_workspace, store)
+    (small_workspace / "data" / "opportunities.csv").unlink()
+    write_table(small_workspace, "accounts", [{**SMALL_WORLD["accounts"][0], "name": "Changed"}])
+    with pytest.raises(ImportFailure, match=r"opportunities\.csv is missing"):
+        import_workspace(small_workspace, store)
+    with store.engine.connect() as conn:
+        assert conn.execute(select(Account.name).where(Account.account_id == "a1")).scalar_one() \
+            == "Northwind Analytics GmbH"
+
+
+def test_missing_required_column_names_file_and_column(small_workspace: Path, store: Store) -> None:
+    write_table(small_workspace, "leads", [{"lead_id": "l1", "created_at": "2026-01-01"}],
+                columns=["lead_id", "created_at"])
+    with pytest.raises(ImportFailure) as failure:
+        import_workspace(small_workspace, store)
+    message = str(failure.value)
+    assert "leads.csv" in message and "'source_type'" in message
+    assert count(store, Rep) == 0  # nothing was loaded
+
+
+def test_failure_midway_rolls_back_every_table(small_workspace: Path, store: Store) -> None:
+    # A key far longer than the column allows fails on PostgreSQL; on SQLite we force a failure
+    # by making the last table's file unreadable after the first tables were read.
+    path = small_workspace / "data" / "warmth_answers.csv"
+    path.write_bytes(b"partner_id,partner_account_id,answer,answered_at\n\xff\xfe,x,y,z\n")
+    with pytest.raises(ImportFailure, match="not UTF-8"):
+        import_workspace(small_workspace, store)
+    assert count(store, Rep) == 0 and count(store, Account) == 0
+
+
+def test_reimporting_the_same_files_changes_nothing(small_workspace: Path, store: Store) -> None:
+    import_workspace(small_workspace, store)
+    again = import_workspace(small_workspace, store)
+    assert again.changed == 0
+    assert all(t.unchanged == t.read for t in again.tables.values())
+
+
+def test_changed_file_updates_by_id(small_workspace: Path, store: Store) -> None:
+    import_workspace(small_workspace, store)
+    accounts = [dict(r) for r in SMALL_WORLD["accounts"]]
+    accounts[0]["employees"] = 300
+    write_table(small_workspace, "accounts", accounts)
+    report = import_workspace(small_workspace, store)
+    assert (report.tables["accounts"].updated, report.tables["accounts"].unchanged) == (1, 1)
+    assert report.tables["reps"].unchanged == 2
+    with store.engine.connect() as conn:
+        assert conn.execute(select(Account.employees).where(Account.account_id == "a1")) \
+            .scalar_one() == 300
+    assert count(store, Account) == 2
+
+
+def test_extra_columns_are_kept_as_attributes(small_workspace: Path, store: Store) -> None:
+    accounts = [{**r, "segment": "enterprise"} for r in SMALL_WORLD["accounts"]]
+    write_table(small_workspace, "accounts", accounts)
+    import_workspace(small_workspace, store)
+    with store.engine.connect() as conn:
+        attributes = conn.execute(select(Account.attributes).where(Account.account_id == "a1"))
+        assert attributes.scalar_one() == {"segment": "enterprise"}
+
+
+def test_quarantine_holds_only_the_latest_import(small_workspace: Path, store: Store) -> None:
+    with_row(small_workspace, "reps", rep_id="r9", email="broken")
+    import_workspace(small_workspace, store)
+    assert len(quarantine(store)) == 1
+    write_table(small_workspace, "reps", SMALL_WORLD["reps"])
+    import_workspace(small_workspace, store)
+    assert quarantine(store) == []
+
+
+def test_parquet_tables_load_like_csv(small_workspace: Path, store: Store) -> None:
+    csv_path = small_workspace / "data" / "partner_accounts.csv"
+    rows = SMALL_WORLD["partner_accounts"]
+    pq.write_table(pa.Table.from_pylist([{k: str(v) for k, v in r.items()} for r in rows]),
+                   small_workspace / "data" / "partner_accounts.parquet")
+    csv_path.unlink()
+    import_workspace(small_workspace, store)
+    assert count(store, PartnerAccount) == 1
+
+
+def test_datetimes_with_offsets_are_stored_in_utc(small_workspace: Path, store: Store) -> None:
+    leads = [{**SMALL_WORLD["leads"][0], "created_at": "2026-06-01T10:00:00+02:00"}]
+    write_table(small_workspace, "leads", leads)
+    import_workspace(small_workspace, store)
+    with store.engine.connect() as conn:
+        created = conn.execute(select(SourceLead.created_at)).scalar_one()
+    assert (created.hour, created.tzinfo) == (8, None)
