@@ -89,7 +89,8 @@ def run_import(workspace: Workspace) -> ImportReport:
     console.print(table)
     if report.quarantined:
         console.print(
-            f"{report.quarantined:,} rows quarantined with their reasons: "
+            f"{report.quarantined:,} row{'' if report.quarantined == 1 else 's'} quarantined "
+            f"with their reasons: "
             f"doorstep export {workspace.path} quarantine"
         )
     gone = {n: c.not_in_file for n, c in report.tables.items() if c.not_in_file}

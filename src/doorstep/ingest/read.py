@@ -101,9 +101,9 @@ def _read_csv(path: Path, table: Table, progress: ReadProgress | None) -> TableF
             ragged: list[RaggedRow] = []
             for record in reader:
                 row_number += 1
+                if not any(v.strip() for v in record):
+                    continue  # a blank line or a row of empty cells: nothing to load or lose
                 if len(record) != width:
-                    if not any(v.strip() for v in record):
-                        continue  # blank line: nothing to load, nothing lost
                     ragged.append(RaggedRow(row_number, width, len(record), ",".join(record)))
                     continue
                 rows.append(row_number)
