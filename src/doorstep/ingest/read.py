@@ -96,23 +96,22 @@ def _read_csv(path: Path, table: Table, progress: ReadProgress | None) -> TableF
             names = _check_header(path, table, header)
             width = len(names)
             chunks: list[pa.RecordBatch] = []
-            columns: list[list[str]] = [[] for _ in range(width)]
+            records: list[list[str]] = []
             rows: list[int] = []
             ragged: list[RaggedRow] = []
             for record in reader:
                 row_number += 1
-                if not any(v.strip() for v in record):
-                    continue  # a blank line or a row of empty cells: nothing to load or lose
-                if len(record) != width:
-                    ragged.append(RaggedRow(row_number, width, len(record), ",".join(record)))
-                    continue
+                if len(record) != width or not record[0].strip():
+                    if not any(v.strip() for v in record):
+                        continue  # a blank line or a row of empty cells: nothing to load or lose
+                    if len(record) != width:
+                        ragged.append(RaggedRow(row_number, width, len(record), ",".join(record)))
+                        continue
                 rows.append(row_number)
-                for i, value in enumerate(record):
-                    columns[i].append(value)
+                records.append(record)
                 if len(rows) >= _CHUNK:
-                    chunks.append(_batch(names, columns, rows))
-                    columns = [[] for _ in range(width)]
-                    rows = []
+                    chunks.append(_batch(names, records, rows))
+                    records, rows = [], []
                     if progress:
                         progress(raw.tell(), total)
         except UnicodeDecodeError as exc:
@@ -121,7 +120,7 @@ def _read_csv(path: Path, table: Table, progress: ReadProgress | None) -> TableF
             ) from exc
         except csv.Error as exc:
             raise ImportFailure(f"{path}, row {row_number}: {exc}; fix the quoting and retry.") from exc
-        chunks.append(_batch(names, columns, rows))
+        chunks.append(_batch(names, records, rows))
     if progress:
         progress(total, total)
     data = pa.Table.from_batches(chunks)
@@ -129,7 +128,8 @@ def _read_csv(path: Path, table: Table, progress: ReadProgress | None) -> TableF
     return TableFile(table, path, data, extra, ragged)
 
 
-def _batch(names: list[str], columns: list[list[str]], rows: list[int]) -> pa.RecordBatch:
+def _batch(names: list[str], records: list[list[str]], rows: list[int]) -> pa.RecordBatch:
+    columns = list(zip(*records, strict=True)) if records else [() for _ in names]
     arrays = [pa.array(c, type=pa.string()) for c in columns]
     arrays.append(pa.array(rows, type=pa.int64()))
     return pa.RecordBatch.from_arrays(arrays, names=[*names, ROW])
