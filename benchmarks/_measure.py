@@ -52,8 +52,15 @@ def measure(work: Callable[[], T]) -> tuple[T, Measured]:
 
 def machine() -> str:
     """One line describing the machine, for the benchmark record."""
-    cpus = len([ln for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("processor")])
-    mem = next((int(ln.split()[1]) // (1024 * 1024) for ln in
-                Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal")), 0)
+    cpus = len(
+        [ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("processor")]
+    )
+    mem = next(
+        (
+            int(ln.split()[1]) // (1024 * 1024)
+            for ln in Path("/proc/meminfo").read_text().splitlines()
+            if ln.startswith("MemTotal")
+        ),
+        0,
+    )
     return f"{platform.machine()}, {cpus} cores, {mem} GiB RAM, Python {platform.python_version()}"

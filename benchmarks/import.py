@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 import duckdb
-from _measure import measure, machine
+from _measure import machine, measure
 from rich.console import Console
 from rich.table import Table
 
@@ -105,11 +105,18 @@ def main() -> None:
         table = Table(title=f"Import of {rows:,} rows (SQLite)", title_justify="left")
         for col in ("run", "seconds", "rows/s", "peak RSS", "time vs baseline"):
             table.add_column(col, justify="right" if col != "run" else "left")
-        for label, m in (("baseline: csv + sqlite3, no checks", base),
-                         ("doorstep import (validate, load)", first),
-                         ("doorstep re-import (no changes)", again)):
-            table.add_row(label, f"{m.seconds:,.1f}", f"{rows / m.seconds:,.0f}",
-                          f"{m.peak_rss / 2**30:,.2f} GiB", f"{m.seconds / base.seconds:.2f}x")
+        for label, m in (
+            ("baseline: csv + sqlite3, no checks", base),
+            ("doorstep import (validate, load)", first),
+            ("doorstep re-import (no changes)", again),
+        ):
+            table.add_row(
+                label,
+                f"{m.seconds:,.1f}",
+                f"{rows / m.seconds:,.0f}",
+                f"{m.peak_rss / 2**30:,.2f} GiB",
+                f"{m.seconds / base.seconds:.2f}x",
+            )
         console.print(table)
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -56,8 +56,9 @@ def store(store_url: str) -> Iterator[Store]:
     s.engine.dispose()
 
 
-def write_table(workspace: Path, table: str, rows: list[dict[str, object]],
-                columns: list[str] | None = None) -> Path:
+def write_table(
+    workspace: Path, table: str, rows: list[dict[str, object]], columns: list[str] | None = None
+) -> Path:
     """Write one workspace table as CSV with the contract's columns (plus any extra ones)."""
     names = columns or list(TABLE_BY_NAME[table].column_names)
     for row in rows:
@@ -74,41 +75,100 @@ def write_table(workspace: Path, table: str, rows: list[dict[str, object]],
 
 SMALL_WORLD: dict[str, list[dict[str, object]]] = {
     "reps": [
-        {"rep_id": "r1", "name": "Ada Lovelace", "email": "ada@example.com",
-         "territory": "EMEA", "capacity": 20, "active": "true"},
-        {"rep_id": "r2", "name": "Grace Hopper", "email": "grace@example.com",
-         "territory": "NA", "capacity": 10, "active": "false"},
+        {
+            "rep_id": "r1",
+            "name": "Ada Lovelace",
+            "email": "ada@example.com",
+            "territory": "EMEA",
+            "capacity": 20,
+            "active": "true",
+        },
+        {
+            "rep_id": "r2",
+            "name": "Grace Hopper",
+            "email": "grace@example.com",
+            "territory": "NA",
+            "capacity": 10,
+            "active": "false",
+        },
     ],
     "partners": [
-        {"partner_id": "p1", "name": "Cloudway", "partner_manager_id": "r1",
-         "contact_email": "alliances@cloudway.example"},
+        {
+            "partner_id": "p1",
+            "name": "Cloudway",
+            "partner_manager_id": "r1",
+            "contact_email": "alliances@cloudway.example",
+        },
     ],
     "accounts": [
-        {"account_id": "a1", "name": "Northwind Analytics GmbH", "website": "https://www.northwind.de/",
-         "country": "DE", "industry": "software", "employees": 250, "annual_revenue": 3.5e7,
-         "owner_id": "r1", "territory": "EMEA", "is_customer": "false"},
-        {"account_id": "a2", "name": "Bluepeak Logistics", "website": "bluepeak.com",
-         "country": "US", "industry": "logistics", "employees": 1200, "owner_id": "r2",
-         "territory": "NA", "is_customer": "true"},
+        {
+            "account_id": "a1",
+            "name": "Northwind Analytics GmbH",
+            "website": "https://www.northwind.de/",
+            "country": "DE",
+            "industry": "software",
+            "employees": 250,
+            "annual_revenue": 3.5e7,
+            "owner_id": "r1",
+            "territory": "EMEA",
+            "is_customer": "false",
+        },
+        {
+            "account_id": "a2",
+            "name": "Bluepeak Logistics",
+            "website": "bluepeak.com",
+            "country": "US",
+            "industry": "logistics",
+            "employees": 1200,
+            "owner_id": "r2",
+            "territory": "NA",
+            "is_customer": "true",
+        },
     ],
     "partner_accounts": [
-        {"partner_id": "p1", "partner_account_id": "x1", "name": "NORTHWIND ANALYTICS",
-         "relationship": "customer", "website": "northwind.de", "country": "Germany",
-         "last_activity_at": "2026-10-01T10:00:00Z", "relationship_strength": 4,
-         "contacts_engaged": 3, "customer_since": "2023-05-01"},
+        {
+            "partner_id": "p1",
+            "partner_account_id": "x1",
+            "name": "NORTHWIND ANALYTICS",
+            "relationship": "customer",
+            "website": "northwind.de",
+            "country": "Germany",
+            "last_activity_at": "2026-10-01T10:00:00Z",
+            "relationship_strength": 4,
+            "contacts_engaged": 3,
+            "customer_since": "2023-05-01",
+        },
     ],
     "leads": [
-        {"lead_id": "l1", "source_type": "mql", "created_at": "2026-06-01",
-         "account_id": "a2", "behavior_score": 71},
+        {
+            "lead_id": "l1",
+            "source_type": "mql",
+            "created_at": "2026-06-01",
+            "account_id": "a2",
+            "behavior_score": 71,
+        },
     ],
     "opportunities": [
-        {"opportunity_id": "o1", "account_id": "a2", "created_at": "2026-07-01",
-         "stage": "Closed Won", "amount": 50000, "closed_at": "2026-09-01", "is_won": "true",
-         "lead_id": "l1"},
+        {
+            "opportunity_id": "o1",
+            "account_id": "a2",
+            "created_at": "2026-07-01",
+            "stage": "Closed Won",
+            "amount": 50000,
+            "closed_at": "2026-09-01",
+            "is_won": "true",
+            "lead_id": "l1",
+        },
     ],
     "warmth_answers": [
-        {"partner_id": "p1", "partner_account_id": "x1", "answer": "strong",
-         "answered_at": "2026-10-05T09:00:00", "note": "CIO is a friend", "answered_by": "kim"},
+        {
+            "partner_id": "p1",
+            "partner_account_id": "x1",
+            "answer": "strong",
+            "answered_at": "2026-10-05T09:00:00",
+            "note": "CIO is a friend",
+            "answered_by": "kim",
+        },
     ],
 }
 

@@ -57,28 +57,55 @@ def test_valid_workspace_loads_every_row(small_workspace: Path, store: Store) ->
         ("accounts", {"account_id": "a9", "name": ""}, "name", "required value is missing"),
         ("accounts", {"account_id": "a9", "employees": "12.5"}, "employees", "whole number"),
         ("accounts", {"account_id": "a9", "employees": "-3"}, "employees", "at least 0"),
-        ("accounts", {"account_id": "a9", "annual_revenue": "lots"}, "annual_revenue",
-         "expected a number"),
-        ("accounts", {"account_id": "a9", "is_customer": "maybe"}, "is_customer",
-         "true or false"),
-        ("partner_accounts", {"partner_account_id": "x9", "relationship": "friend"},
-         "relationship", "one of customer, opportunity, prospect"),
-        ("partner_accounts", {"partner_account_id": "x9", "relationship_strength": "7"},
-         "relationship_strength", "at most 5"),
-        ("partner_accounts", {"partner_account_id": "x9", "customer_since": "01/05/2023"},
-         "customer_since", "ISO 8601 date"),
+        (
+            "accounts",
+            {"account_id": "a9", "annual_revenue": "lots"},
+            "annual_revenue",
+            "expected a number",
+        ),
+        ("accounts", {"account_id": "a9", "is_customer": "maybe"}, "is_customer", "true or false"),
+        (
+            "partner_accounts",
+            {"partner_account_id": "x9", "relationship": "friend"},
+            "relationship",
+            "one of customer, opportunity, prospect",
+        ),
+        (
+            "partner_accounts",
+            {"partner_account_id": "x9", "relationship_strength": "7"},
+            "relationship_strength",
+            "at most 5",
+        ),
+        (
+            "partner_accounts",
+            {"partner_account_id": "x9", "customer_since": "01/05/2023"},
+            "customer_since",
+            "ISO 8601 date",
+        ),
         ("leads", {"lead_id": "l9", "created_at": "yesterday"}, "created_at", "ISO 8601"),
         ("reps", {"rep_id": "r9", "email": "not-an-email"}, "email", "email address"),
         ("accounts", {"account_id": "a9", "owner_id": "r404"}, "owner_id", "unknown rep_id r404"),
-        ("partner_accounts", {"partner_id": "p404", "partner_account_id": "x9"}, "partner_id",
-         "unknown partner_id p404"),
-        ("warmth_answers", {"partner_account_id": "x404"}, "partner_id/partner_account_id",
-         "unknown partner_accounts row"),
+        (
+            "partner_accounts",
+            {"partner_id": "p404", "partner_account_id": "x9"},
+            "partner_id",
+            "unknown partner_id p404",
+        ),
+        (
+            "warmth_answers",
+            {"partner_account_id": "x404"},
+            "partner_id/partner_account_id",
+            "unknown partner_accounts row",
+        ),
         ("accounts", {}, "account_id", "duplicate id a1 (first on row 2)"),
     ],
 )
 def test_each_rule_quarantines_the_bad_row_with_file_row_column_and_reason(
-    small_workspace: Path, store: Store, table: str, changes: dict[str, object], column: str,
+    small_workspace: Path,
+    store: Store,
+    table: str,
+    changes: dict[str, object],
+    column: str,
     reason: str,
 ) -> None:
     with_row(small_workspace, table, **changes)
@@ -120,13 +147,19 @@ def test_missing_file_stops_the_import_and_changes_nothing(
     with pytest.raises(ImportFailure, match=r"opportunities\.csv is missing"):
         import_workspace(small_workspace, store)
     with store.engine.connect() as conn:
-        assert conn.execute(select(Account.name).where(Account.account_id == "a1")).scalar_one() \
+        assert (
+            conn.execute(select(Account.name).where(Account.account_id == "a1")).scalar_one()
             == "Northwind Analytics GmbH"
+        )
 
 
 def test_missing_required_column_names_file_and_column(small_workspace: Path, store: Store) -> None:
-    write_table(small_workspace, "leads", [{"lead_id": "l1", "created_at": "2026-01-01"}],
-                columns=["lead_id", "created_at"])
+    write_table(
+        small_workspace,
+        "leads",
+        [{"lead_id": "l1", "created_at": "2026-01-01"}],
+        columns=["lead_id", "created_at"],
+    )
     with pytest.raises(ImportFailure) as failure:
         import_workspace(small_workspace, store)
     message = str(failure.value)
@@ -160,8 +193,10 @@ def test_changed_file_updates_by_id(small_workspace: Path, store: Store) -> None
     assert (report.tables["accounts"].updated, report.tables["accounts"].unchanged) == (1, 1)
     assert report.tables["reps"].unchanged == 2
     with store.engine.connect() as conn:
-        assert conn.execute(select(Account.employees).where(Account.account_id == "a1")) \
-            .scalar_one() == 300
+        assert (
+            conn.execute(select(Account.employees).where(Account.account_id == "a1")).scalar_one()
+            == 300
+        )
     assert count(store, Account) == 2
 
 
@@ -186,8 +221,10 @@ def test_quarantine_holds_only_the_latest_import(small_workspace: Path, store: S
 def test_parquet_tables_load_like_csv(small_workspace: Path, store: Store) -> None:
     csv_path = small_workspace / "data" / "partner_accounts.csv"
     rows = SMALL_WORLD["partner_accounts"]
-    pq.write_table(pa.Table.from_pylist([{k: str(v) for k, v in r.items()} for r in rows]),
-                   small_workspace / "data" / "partner_accounts.parquet")
+    pq.write_table(
+        pa.Table.from_pylist([{k: str(v) for k, v in r.items()} for r in rows]),
+        small_workspace / "data" / "partner_accounts.parquet",
+    )
     csv_path.unlink()
     import_workspace(small_workspace, store)
     assert count(store, PartnerAccount) == 1

@@ -19,16 +19,29 @@ cell = st.one_of(
     st.sampled_from(["12", "-4", "3.5", "true", "no", "2026-01-02", "r1", "r404", "DE", " x "]),
     st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12),
 )
-account_row = st.fixed_dictionaries({
-    "account_id": st.one_of(st.just(""), st.sampled_from(["a1", "a2", "a3"]),
-                            st.text(min_size=1, max_size=6)),
-    "name": cell, "website": cell, "country": cell, "industry": cell, "employees": cell,
-    "annual_revenue": cell, "owner_id": cell, "territory": cell, "is_customer": cell,
-})
+account_row = st.fixed_dictionaries(
+    {
+        "account_id": st.one_of(
+            st.just(""), st.sampled_from(["a1", "a2", "a3"]), st.text(min_size=1, max_size=6)
+        ),
+        "name": cell,
+        "website": cell,
+        "country": cell,
+        "industry": cell,
+        "employees": cell,
+        "annual_revenue": cell,
+        "owner_id": cell,
+        "territory": cell,
+        "is_customer": cell,
+    }
+)
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(rows=st.lists(account_row, max_size=25))
 def test_import_never_loses_a_row(tmp_path: Path, store: Store, rows: list[dict[str, str]]) -> None:
     workspace = tmp_path / "prop"
@@ -48,8 +61,11 @@ def test_import_never_loses_a_row(tmp_path: Path, store: Store, rows: list[dict[
     assert counts.read == len(data_rows)
     assert counts.loaded + counts.quarantined == counts.read
     with store.engine.connect() as conn:
-        bad = set(conn.execute(select(QuarantinedRow.row_number)
-                               .where(QuarantinedRow.table_name == "accounts")).scalars())
+        bad = set(
+            conn.execute(
+                select(QuarantinedRow.row_number).where(QuarantinedRow.table_name == "accounts")
+            ).scalars()
+        )
         loaded_ids = set(conn.execute(select(Account.account_id)).scalars())
     assert len(bad) == counts.quarantined
     expected_ids = {r[0].strip() for i, r in enumerate(data_rows, start=2) if i not in bad}

@@ -16,6 +16,8 @@ from rich.table import Table
 
 from doorstep.config import ConfigError
 from doorstep.ingest import ImportFailure, ImportReport, import_workspace, init_workspace
+from doorstep.ingest.contract import RELATIONSHIPS
+from doorstep.map import POPULATIONS, MapReport, map_accounts, overlap_matrix
 from doorstep.store.export import EXPORTS, write_csv
 from doorstep.workspace import Workspace, open_workspace
 
@@ -70,8 +72,13 @@ class _ImportBars:
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.percentage:>5.0f}%"),
-        TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal,
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.0f}%"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
     )
 
 
@@ -83,9 +90,15 @@ def run_import(workspace: Workspace) -> ImportReport:
     for column in ("table", "file", "read", "new", "updated", "unchanged", "quarantined"):
         table.add_column(column, justify="left" if column in ("table", "file") else "right")
     for name, c in report.tables.items():
-        table.add_row(name, c.file, f"{c.read:,}", f"{c.inserted:,}", f"{c.updated:,}",
-                      f"{c.unchanged:,}",
-                      f"[red]{c.quarantined:,}[/]" if c.quarantined else "0")
+        table.add_row(
+            name,
+            c.file,
+            f"{c.read:,}",
+            f"{c.inserted:,}",
+            f"{c.updated:,}",
+            f"{c.unchanged:,}",
+            f"[red]{c.quarantined:,}[/]" if c.quarantined else "0",
+        )
     console.print(table)
     if report.quarantined:
         console.print(
@@ -136,6 +149,52 @@ def export(
     err.print(f"wrote {count:,} rows to {out}")
 
 
+@app.command("map")
+def map_(path: WorkspacePath) -> None:
+    """Account mapping: match our accounts against every partner's accounts -> overlaps."""
+    run_map(_open(path))
+
+
+def run_map(workspace: Workspace) -> MapReport:
+    """Map the workspace with a status line and print the overlaps found and the matrix."""
+    with err.status("mapping accounts") as status:
+        report = map_accounts(workspace, progress=lambda step: status.update(step))
+    for warning in report.warnings:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    summary = Table(title="Account mapping", title_justify="left")
+    summary.add_column("method")
+    summary.add_column("overlaps", justify="right")
+    summary.add_column("share", justify="right")
+    for method, n in sorted(report.by_method.items(), key=lambda kv: -kv[1]):
+        summary.add_row(method, f"{n:,}", f"{n / max(report.overlaps, 1):.0%}")
+    summary.add_row("[bold]all[/]", f"[bold]{report.overlaps:,}[/]", "100%")
+    console.print(summary)
+    console.print(
+        f"{report.inserted:,} new, {report.updated:,} changed, {report.removed:,} removed, "
+        f"{report.unchanged:,} unchanged."
+    )
+    matrix = overlap_matrix(workspace)
+    if matrix:
+        table = Table(
+            title="Overlap matrix: our accounts x the partner's relationship", title_justify="left"
+        )
+        table.add_column("partner")
+        table.add_column("our accounts")
+        for rel in RELATIONSHIPS:
+            table.add_column(f"partner {rel}", justify="right")
+        for partner_id in sorted(matrix):
+            for i, population in enumerate(POPULATIONS):
+                cells = [matrix[partner_id].get((population, rel), 0) for rel in RELATIONSHIPS]
+                table.add_row(
+                    partner_id if i == 0 else "",
+                    population,
+                    *(f"{c:,}" for c in cells),
+                    end_section=i == len(POPULATIONS) - 1,
+                )
+        console.print(table)
+    return report
+
+
 @app.command()
 def demo(
     path: WorkspacePath,
@@ -147,8 +206,16 @@ def demo(
     from doorstep.demo import run_demo
 
     with user_errors():
-        run_demo(path, accounts=accounts, partners=partners, seed=seed, today=date.today(),
-                 console=console, progress=_progress, run_import=run_import)
+        run_demo(
+            path,
+            accounts=accounts,
+            partners=partners,
+            seed=seed,
+            today=date.today(),
+            console=console,
+            progress=_progress,
+            run_import=run_import,
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -53,11 +53,11 @@ class MeasureConfig(_Section):
 class Config(_Section):
     """Everything in doorstep.toml; every key has a default."""
 
-    store: StoreConfig = Field(default_factory=StoreConfig)
-    icp: IcpConfig = Field(default_factory=IcpConfig)
-    warmth: WarmthConfig = Field(default_factory=WarmthConfig)
-    mapping: MappingConfig = Field(default_factory=MappingConfig)
-    measure: MeasureConfig = Field(default_factory=MeasureConfig)
+    store: StoreConfig = Field(default_factory=lambda: StoreConfig())
+    icp: IcpConfig = Field(default_factory=lambda: IcpConfig())
+    warmth: WarmthConfig = Field(default_factory=lambda: WarmthConfig())
+    mapping: MappingConfig = Field(default_factory=lambda: MappingConfig())
+    measure: MeasureConfig = Field(default_factory=lambda: MeasureConfig())
 
 
 def _describe(error: Any) -> str:

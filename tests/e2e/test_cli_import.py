@@ -40,8 +40,15 @@ def test_init_import_export_round_trip(tmp_path: Path) -> None:
     result = runner.invoke(app, ["export", str(workspace), "quarantine"])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert rows == [{"file": "data/reps.csv", "row": "4", "column": "email", "value": "nope",
-                     "reason": "expected an email address"}]
+    assert rows == [
+        {
+            "file": "data/reps.csv",
+            "row": "4",
+            "column": "email",
+            "value": "nope",
+            "reason": "expected an email address",
+        }
+    ]
 
     out = tmp_path / "q.csv"
     result = runner.invoke(app, ["export", str(workspace), "quarantine", "--out", str(out)])

@@ -155,8 +155,11 @@ TABLES: tuple[Table, ...] = (
             Column("answered_by"),
         ),
         composite_references=(
-            (("partner_id", "partner_account_id"), "partner_accounts",
-             ("partner_id", "partner_account_id")),
+            (
+                ("partner_id", "partner_account_id"),
+                "partner_accounts",
+                ("partner_id", "partner_account_id"),
+            ),
         ),
     ),
 )

@@ -77,8 +77,9 @@ def _columns_for_driver(batch: pa.Table, dialect: str, has_attributes: bool) -> 
     return columns
 
 
-def _rows(valid: pa.Table, start: int, stop: int, dialect: str,
-          has_attributes: bool) -> tuple[list[str], list[tuple[Any, ...]]]:
+def _rows(
+    valid: pa.Table, start: int, stop: int, dialect: str, has_attributes: bool
+) -> tuple[list[str], list[tuple[Any, ...]]]:
     batch = valid.slice(start, stop - start).drop_columns([ROW])
     columns = _columns_for_driver(batch, dialect, has_attributes)
     return batch.column_names, list(zip(*columns, strict=True))
@@ -89,15 +90,15 @@ def _placeholder(conn: Connection) -> str:
 
 
 def _existing_hashes(conn: Connection, table: Table, schema: pa.Schema) -> pa.Table:
-    model = IMPORTED_MODELS[table.name]
-    cols = [model.__table__.c[k] for k in table.key]  # type: ignore[attr-defined]
-    result = conn.execute(select(*cols, model.__table__.c.row_hash))  # type: ignore[attr-defined]
+    model_table = IMPORTED_MODELS[table.name].__table__
+    cols = [model_table.c[k] for k in table.key]
+    result = conn.execute(select(*cols, model_table.c.row_hash))
     rows = result.fetchall()
     names = [*table.key, "row_hash"]
-    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
-    return pa.table({
-        n: pa.array(c, type=schema.field(n).type) for n, c in zip(names, columns, strict=True)
-    })
+    columns: list[tuple[Any, ...]] = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    return pa.table(
+        {n: pa.array(c, type=schema.field(n).type) for n, c in zip(names, columns, strict=True)}
+    )
 
 
 def _plan(checked: Checked, existing: pa.Table) -> tuple[pa.Table, pa.Table, int, int]:
@@ -117,17 +118,20 @@ def _plan(checked: Checked, existing: pa.Table) -> tuple[pa.Table, pa.Table, int
     unchanged = con.sql(
         f"SELECT count(*) FROM valid v JOIN existing e ON {on} WHERE v.row_hash = e.row_hash"
     ).fetchall()[0]
-    gone = con.sql(
-        f"SELECT count(*) FROM existing e ANTI JOIN valid v ON {on}"
-    ).fetchall()[0]
+    gone = con.sql(f"SELECT count(*) FROM existing e ANTI JOIN valid v ON {on}").fetchall()[0]
     con.close()
     return new, changed, int(unchanged[0]), int(gone[0])
 
 
-def _write(conn: Connection, checked: Checked, counts: TableCounts,
-           has_attributes: bool, progress: ImportProgress | None) -> None:
+def _write(
+    conn: Connection,
+    checked: Checked,
+    counts: TableCounts,
+    has_attributes: bool,
+    progress: ImportProgress | None,
+) -> None:
     table = checked.table
-    model_table = IMPORTED_MODELS[table.name].__table__  # type: ignore[attr-defined]
+    table_name = IMPORTED_MODELS[table.name].__tablename__
     new, changed, counts.unchanged, counts.not_in_file = _plan(
         checked, _existing_hashes(conn, table, checked.valid.schema)
     )
@@ -145,19 +149,22 @@ def _write(conn: Connection, checked: Checked, counts: TableCounts,
             if is_update:
                 sets = [n for n in names if n not in table.key]
                 sql = (
-                    f"UPDATE {quote(model_table.name)} SET "
+                    f"UPDATE {quote(table_name)} SET "
                     + ", ".join(f"{quote(n)} = {mark}" for n in sets)
-                    + " WHERE " + " AND ".join(f"{quote(k)} = {mark}" for k in table.key)
+                    + " WHERE "
+                    + " AND ".join(f"{quote(k)} = {mark}" for k in table.key)
                 )
                 order = [names.index(n) for n in (*sets, *table.key)]
                 rows = [tuple(r[i] for i in order) for r in rows]
             else:
                 sql = (
-                    f"INSERT INTO {quote(model_table.name)} ("
-                    + ", ".join(quote(n) for n in names) + ") VALUES ("
-                    + ", ".join(mark for _ in names) + ")"
+                    f"INSERT INTO {quote(table_name)} ("
+                    + ", ".join(quote(n) for n in names)
+                    + ") VALUES ("
+                    + ", ".join(mark for _ in names)
+                    + ")"
                 )
-            conn.exec_driver_sql(sql, rows)  # type: ignore[arg-type]
+            conn.exec_driver_sql(sql, rows)
             done += stop - start
             if progress:
                 progress("load", table.name, done, total)
@@ -166,27 +173,44 @@ def _write(conn: Connection, checked: Checked, counts: TableCounts,
         progress("load", table.name, 0, 0)
 
 
-def _quarantine_rows(import_id: int, table_file: TableFile, checked: Checked,
-                     workspace: Path) -> list[dict[str, Any]]:
-    file = str(table_file.path.relative_to(workspace)) if table_file.path.is_relative_to(
-        workspace) else str(table_file.path)
+def _quarantine_rows(
+    import_id: int, table_file: TableFile, checked: Checked, workspace: Path
+) -> list[dict[str, Any]]:
+    file = (
+        str(table_file.path.relative_to(workspace))
+        if table_file.path.is_relative_to(workspace)
+        else str(table_file.path)
+    )
     rows = [
-        {"import_id": import_id, "table_name": checked.table.name, "file": file,
-         "row_number": p[ROW], "column_name": p["column"], "value": p["value"],
-         "reason": p["reason"]}
+        {
+            "import_id": import_id,
+            "table_name": checked.table.name,
+            "file": file,
+            "row_number": p[ROW],
+            "column_name": p["column"],
+            "value": p["value"],
+            "reason": p["reason"],
+        }
         for p in checked.problems.to_pylist()
     ]
     rows += [
-        {"import_id": import_id, "table_name": checked.table.name, "file": file,
-         "row_number": r.row, "column_name": None, "value": r.text[:1000],
-         "reason": f"expected {r.expected} fields, found {r.found}"}
+        {
+            "import_id": import_id,
+            "table_name": checked.table.name,
+            "file": file,
+            "row_number": r.row,
+            "column_name": None,
+            "value": r.text[:1000],
+            "reason": f"expected {r.expected} fields, found {r.found}",
+        }
         for r in table_file.ragged
     ]
     return rows
 
 
-def import_workspace(workspace: Path, store: Store, *,
-                     progress: ImportProgress | None = None) -> ImportReport:
+def import_workspace(
+    workspace: Path, store: Store, *, progress: ImportProgress | None = None
+) -> ImportReport:
     """Validate every table of the workspace and load it into the store in one transaction.
 
     A missing file or required column raises ImportFailure before anything is written; bad
@@ -195,6 +219,7 @@ def import_workspace(workspace: Path, store: Store, *,
     paths = locate_all(workspace / "data")
     files: dict[str, TableFile] = {}
     for table in TABLES:
+
         def read_progress(done: int, total: int, name: str = table.name) -> None:
             if progress:
                 progress("read", name, done, total)
@@ -208,16 +233,18 @@ def import_workspace(workspace: Path, store: Store, *,
 
     started = _now()
     with store.engine.begin() as conn:
-        run = conn.execute(insert(ImportRun).values(started_at=started, counts={})
-                           .returning(ImportRun.import_id))
+        run = conn.execute(
+            insert(ImportRun).values(started_at=started, counts={}).returning(ImportRun.import_id)
+        )
         import_id = int(run.scalar_one())
         report = ImportReport(import_id)
         conn.execute(delete(QuarantinedRow))
         for table in TABLES:
             table_file, result = files[table.name], checked[table.name]
-            bad_rows = {p for p in result.problems.column(ROW).to_pylist()}
+            bad_rows = set(result.problems.column(ROW).to_pylist())
             counts = TableCounts(
-                file=str(table_file.path.name), read=table_file.rows_read,
+                file=str(table_file.path.name),
+                read=table_file.rows_read,
                 quarantined=len(bad_rows) + len(table_file.ragged),
             )
             _write(conn, result, counts, bool(table_file.extra_columns), progress)
@@ -226,7 +253,9 @@ def import_workspace(workspace: Path, store: Store, *,
                 conn.execute(insert(QuarantinedRow), quarantine)
             report.tables[table.name] = counts
         conn.execute(
-            update(ImportRun).where(ImportRun.import_id == import_id).values(
+            update(ImportRun)
+            .where(ImportRun.import_id == import_id)
+            .values(
                 finished_at=_now(),
                 counts={name: asdict(c) for name, c in report.tables.items()},
             )

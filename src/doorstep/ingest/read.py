@@ -47,16 +47,20 @@ class TableFile:
 
     @property
     def rows_read(self) -> int:
-        return self.data.num_rows + len(self.ragged)
+        return int(self.data.num_rows) + len(self.ragged)
 
 
 def locate(data_dir: Path, table: Table) -> Path:
     """The file holding `table` under data/: exactly one of NAME.csv or NAME.parquet."""
-    found = [data_dir / f"{table.name}{ext}" for ext in FORMATS if (data_dir / f"{table.name}{ext}").exists()]
+    found = [
+        data_dir / f"{table.name}{ext}"
+        for ext in FORMATS
+        if (data_dir / f"{table.name}{ext}").exists()
+    ]
     if not found:
         raise ImportFailure(
-            f"{data_dir / (table.name + '.csv')} is missing: every table of the data contract needs "
-            f"a file (doorstep init writes empty ones with headers); add it and retry."
+            f"{data_dir / (table.name + '.csv')} is missing: every table of the data contract "
+            f"needs a file (doorstep init writes empty ones with headers); add it and retry."
         )
     if len(found) > 1:
         raise ImportFailure(
@@ -119,7 +123,9 @@ def _read_csv(path: Path, table: Table, progress: ReadProgress | None) -> TableF
                 f"{path} is not UTF-8 text (near row {row_number + 1}): save it as UTF-8 and retry."
             ) from exc
         except csv.Error as exc:
-            raise ImportFailure(f"{path}, row {row_number}: {exc}; fix the quoting and retry.") from exc
+            raise ImportFailure(
+                f"{path}, row {row_number}: {exc}; fix the quoting and retry."
+            ) from exc
         chunks.append(_batch(names, records, rows))
     if progress:
         progress(total, total)
@@ -151,7 +157,9 @@ def _read_parquet(path: Path, table: Table, progress: ReadProgress | None) -> Ta
     try:
         raw = pq.read_table(path)
     except (OSError, pa.ArrowInvalid) as exc:
-        raise ImportFailure(f"{path} is not a readable Parquet file ({exc}); re-export it.") from exc
+        raise ImportFailure(
+            f"{path} is not a readable Parquet file ({exc}); re-export it."
+        ) from exc
     names = _check_header(path, table, list(raw.column_names))
     columns = []
     for name, column in zip(names, raw.columns, strict=True):
@@ -182,6 +190,7 @@ def locate_all(data_dir: Path) -> dict[str, Path]:
     """Every table's file, checked to exist before anything is read."""
     if not data_dir.is_dir():
         raise ImportFailure(
-            f"{data_dir} does not exist: run `doorstep init` on the workspace, add your tables, retry."
+            f"{data_dir} does not exist: run `doorstep init` on the workspace, "
+            "add your tables and retry."
         )
     return {t.name: locate(data_dir, t) for t in TABLES}

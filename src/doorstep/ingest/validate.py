@@ -53,40 +53,81 @@ def column_rules(column: Column) -> list[Rule]:
     present = f"{v} IS NOT NULL AND "
     kind = column.type
     if kind == "integer":
-        rules.append(Rule(column.name, present + f"NOT regexp_full_match({v}, '{_INTEGER}')",
-                          "expected a whole number"))
+        rules.append(
+            Rule(
+                column.name,
+                present + f"NOT regexp_full_match({v}, '{_INTEGER}')",
+                "expected a whole number",
+            )
+        )
         number = f"TRY_CAST({v} AS DOUBLE)"
         valid = f"regexp_full_match({v}, '{_INTEGER}')"
     elif kind == "number":
         number = f"TRY_CAST({v} AS DOUBLE)"
-        rules.append(Rule(column.name, present + f"({number} IS NULL OR NOT isfinite({number}))",
-                          "expected a number"))
+        rules.append(
+            Rule(
+                column.name,
+                present + f"({number} IS NULL OR NOT isfinite({number}))",
+                "expected a number",
+            )
+        )
         valid = f"isfinite({number})"
     elif kind == "boolean":
         words = _sql_list(TRUE_WORDS + FALSE_WORDS)
-        rules.append(Rule(column.name, present + f"lower({v}) NOT IN ({words})",
-                          "expected true or false"))
+        rules.append(
+            Rule(column.name, present + f"lower({v}) NOT IN ({words})", "expected true or false")
+        )
     elif kind == "date":
-        rules.append(Rule(column.name, present + f"(NOT regexp_full_match({v}, '{_DATE}') "
-                          f"OR TRY_CAST({v} AS DATE) IS NULL)",
-                          "expected an ISO 8601 date (YYYY-MM-DD)"))
+        rules.append(
+            Rule(
+                column.name,
+                present + f"(NOT regexp_full_match({v}, '{_DATE}') "
+                f"OR TRY_CAST({v} AS DATE) IS NULL)",
+                "expected an ISO 8601 date (YYYY-MM-DD)",
+            )
+        )
     elif kind == "datetime":
-        rules.append(Rule(column.name, present + f"(NOT regexp_full_match({v}, '{_DATETIME}') "
-                          f"OR TRY_CAST({v} AS TIMESTAMPTZ) IS NULL)",
-                          "expected an ISO 8601 date or date-time (YYYY-MM-DD[THH:MM:SS])"))
+        rules.append(
+            Rule(
+                column.name,
+                present + f"(NOT regexp_full_match({v}, '{_DATETIME}') "
+                f"OR TRY_CAST({v} AS TIMESTAMPTZ) IS NULL)",
+                "expected an ISO 8601 date or date-time (YYYY-MM-DD[THH:MM:SS])",
+            )
+        )
     elif kind == "enum":
-        rules.append(Rule(column.name, present + f"lower({v}) NOT IN ({_sql_list(column.choices)})",
-                          f"expected one of {', '.join(column.choices)}"))
+        rules.append(
+            Rule(
+                column.name,
+                present + f"lower({v}) NOT IN ({_sql_list(column.choices)})",
+                f"expected one of {', '.join(column.choices)}",
+            )
+        )
     elif kind == "email":
-        rules.append(Rule(column.name, present + f"NOT regexp_full_match({v}, '{_EMAIL}')",
-                          "expected an email address"))
+        rules.append(
+            Rule(
+                column.name,
+                present + f"NOT regexp_full_match({v}, '{_EMAIL}')",
+                "expected an email address",
+            )
+        )
     if kind in ("integer", "number"):
         if column.minimum is not None:
-            rules.append(Rule(column.name, present + f"{valid} AND {number} < {column.minimum}",
-                              f"expected at least {column.minimum:g}"))
+            rules.append(
+                Rule(
+                    column.name,
+                    present + f"{valid} AND {number} < {column.minimum}",
+                    f"expected at least {column.minimum:g}",
+                )
+            )
         if column.maximum is not None:
-            rules.append(Rule(column.name, present + f"{valid} AND {number} > {column.maximum}",
-                              f"expected at most {column.maximum:g}"))
+            rules.append(
+                Rule(
+                    column.name,
+                    present + f"{valid} AND {number} > {column.maximum}",
+                    f"expected at most {column.maximum:g}",
+                )
+            )
     return rules
 
 
@@ -114,8 +155,15 @@ def typed_expression(column: Column) -> str:
     return f"NULLIF({q(column.name)}, '')"
 
 
-_KEY_LIKE = {"rep_id", "partner_id", "account_id", "partner_account_id", "lead_id",
-             "opportunity_id", "source_type"}
+_KEY_LIKE = {
+    "rep_id",
+    "partner_id",
+    "account_id",
+    "partner_account_id",
+    "lead_id",
+    "opportunity_id",
+    "source_type",
+}
 
 
 @dataclass
@@ -123,8 +171,8 @@ class Checked:
     """A table after validation: the typed rows to load and the problems found."""
 
     table: Table
-    valid: pa.Table       # typed contract columns + attributes JSON + row_hash + __row
-    problems: pa.Table    # __row, column, value, reason
+    valid: pa.Table  # typed contract columns + attributes JSON + row_hash + __row
+    problems: pa.Table  # __row, column, value, reason
 
 
 def _present(table_file: TableFile) -> list[Column]:
@@ -148,7 +196,9 @@ def check_table(con: duckdb.DuckDBPyConnection, table_file: TableFile) -> Checke
         for r in column_rules(c)
     ]
     empty = "SELECT NULL::BIGINT AS row, NULL AS col, NULL AS value, NULL AS reason WHERE false"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE bad_{table.name} AS {' UNION ALL '.join(parts) or empty}")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE bad_{table.name} AS {' UNION ALL '.join(parts) or empty}"
+    )
 
     key_sql = ", ".join(value(k) for k in table.key)
     key_text = " || ' / ' || ".join(value(k) for k in table.key)
@@ -185,8 +235,11 @@ def check_table(con: duckdb.DuckDBPyConnection, table_file: TableFile) -> Checke
     typed = [f"{typed_expression(c)} AS {q(c.name)}" for c in present]
     extras = table_file.extra_columns
     attributes = (
-        "json_object(" + ", ".join(f"'{e.replace(chr(39), chr(39) * 2)}', {value(e)}" for e in extras) + ")"
-        if extras else "NULL"
+        "json_object("
+        + ", ".join(f"'{e.replace(chr(39), chr(39) * 2)}', {value(e)}" for e in extras)
+        + ")"
+        if extras
+        else "NULL"
     )
     hashed = " || chr(31) || ".join(
         f"coalesce({q(n)}, chr(30))" for n in table_file.data.column_names if n != ROW

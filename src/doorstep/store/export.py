@@ -3,23 +3,44 @@
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from typing import IO, Any, TypeAlias
 
 from sqlalchemy import Select, select
 
 from doorstep.store.db import Store
-from doorstep.store.models import QuarantinedRow
+from doorstep.store.models import Overlap, QuarantinedRow
+
+Query: TypeAlias = Select[*tuple[Any, ...]]
 
 
-def _quarantine() -> Select[Any]:
+def _quarantine() -> Query:
     q = QuarantinedRow
     return select(
-        q.file, q.row_number.label("row"), q.column_name.label("column"), q.value, q.reason,
+        q.file,
+        q.row_number.label("row"),
+        q.column_name.label("column"),
+        q.value,
+        q.reason,
     ).order_by(q.table_name, q.row_number, q.column_name)
 
 
-EXPORTS: dict[str, Callable[[], Select[Any]]] = {
+def _overlaps() -> Query:
+    o = Overlap
+    return select(
+        o.account_id,
+        o.partner_id,
+        o.partner_account_id,
+        o.relationship,
+        o.method,
+        o.probability,
+        o.evidence,
+    ).order_by(o.partner_id, o.partner_account_id, o.account_id)
+
+
+EXPORTS: dict[str, Callable[[], Query]] = {
+    "overlaps": _overlaps,
     "quarantine": _quarantine,
 }
 
@@ -40,6 +61,8 @@ def write_csv(store: Store, table: str, out: IO[str]) -> int:
     writer.writerow(next(rows))
     count = 0
     for row in rows:
-        writer.writerow(["" if v is None else v for v in row])
+        writer.writerow(
+            ["" if v is None else json.dumps(v) if isinstance(v, dict | list) else v for v in row]
+        )
         count += 1
     return count
