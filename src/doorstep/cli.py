@@ -16,7 +16,8 @@ from rich.table import Table
 
 from doorstep.config import ConfigError
 from doorstep.ingest import ImportFailure, ImportReport, import_workspace, init_workspace
-from doorstep.ingest.contract import RELATIONSHIPS
+from doorstep.demo import create_demo_workspace
+from doorstep.ingest.contract import RELATIONSHIPS, TABLES
 from doorstep.map import POPULATIONS, MapReport, map_accounts, overlap_matrix
 from doorstep.store.export import EXPORTS, write_csv
 from doorstep.workspace import Workspace, open_workspace
@@ -203,19 +204,34 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same world.")] = 7,
 ) -> None:
     """Generate a realistic synthetic workspace, then run every stage on it."""
-    from doorstep.demo import run_demo
-
-    with user_errors():
-        run_demo(
-            path,
-            accounts=accounts,
-            partners=partners,
-            seed=seed,
-            today=date.today(),
-            console=console,
-            progress=_progress,
-            run_import=run_import,
+    with user_errors(), _progress() as progress:
+        task = progress.add_task("generating the demo world", total=len(TABLES) + 1)
+        world = create_demo_workspace(
+            path, accounts=accounts, partners=partners, seed=seed, today=date.today(),
+            progress=lambda _table, _rows: progress.advance(task),
         )
+    table = Table(title=f"Demo world in {path} (seed {seed})", title_justify="left")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, n in world.counts.items():
+        table.add_row(f"data/{name}.csv", f"{n:,}")
+    console.print(table)
+    console.print(
+        f"Truth: {world.true_overlaps:,} true overlaps on {world.overlapping_accounts:,} of our "
+        f"accounts; {world.bad_rows} deliberately bad rows (see {path / 'truth'})."
+    )
+    workspace = _open(path)
+    run_pipeline(workspace)
+    console.print(
+        f"\nNext: look at the quarantine (doorstep export {path} quarantine) and the overlaps "
+        f"(doorstep export {path} overlaps)."
+    )
+
+
+def run_pipeline(workspace: Workspace) -> None:
+    """Every stage that exists, in order, each printing its own summary."""
+    run_import(workspace)
+    run_map(workspace)
 
 
 def main(argv: list[str] | None = None) -> None:
