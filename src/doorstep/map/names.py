@@ -1,0 +1,934 @@
+"""Probabilistic company-name matching: blocking, explainable evidence and match probabilities.
+
+The engine links two account tables (left: ours, right: a partner's) on company names, using
+country and registrable domain as further evidence when present. It is a Fellegi-Sunter model,
+as in Splink, with comparison levels designed for company names:
+
+1. **Profiles.** Each distinct name is normalised once (`normalize.name_tokens`: folded, legal
+   form stripped, initials merged) and its words put in matching form: common business
+   abbreviations expanded ("tech" -> "technology"), plurals folded, roman numerals made digits.
+   The legal form of the raw name ("Inc", "plc", "GmbH") is kept as separate evidence.
+2. **Candidates.** DuckDB joins the two sides on blocking keys: words, adjacent words joined
+   ("super micro" -> "supermicro"), acronyms ("bank of new york" -> "bny"), the rarest word's
+   one-deletion variants (typos) and the whole name. Keys that would pair too many records are
+   dropped; each name keeps its best candidates by summed inverse key frequency.
+3. **Evidence.** The words of each candidate pair are aligned (same word, joined words,
+   acronym, one typo) and the pair gets a log Bayes factor: a term-frequency part, where each
+   agreeing word adds -log(share of other names holding it), plus log(m/u) of each comparison
+   level: how the unexplained words fall ("words": exact, only structural words such as
+   "Group", one extra trailing word, ..., a conflict where both names have words the other
+   lacks), whether the first words agree, how words were aligned, legal forms, numbers
+   ("Fund 3" never meets "Fund 4"), country (term-frequency adjusted) and domain.
+   The u probabilities of the name levels are measured on pairs of names within one list,
+   which name different companies; the m probabilities are estimated by expectation
+   maximisation from prior values.
+4. **Resolution.** The prior odds that two records match come from the estimated number of
+   matches (updated with the m probabilities), and each pair's posterior is normalised against
+   the other candidates of both records, so that "Hilton" facing "Hilton Worldwide Holdings"
+   and "Hilton Grand Vacations" is not a confident match to either.
+
+`match_names` returns (left_id, right_id, probability, evidence) rows at or above a threshold;
+`evidence` is JSON saying which fields agreed and every term of the log Bayes factor.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import duckdb
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+from rapidfuzz.distance import OSA
+
+from doorstep.map.normalize import name_tokens, normalise_country
+
+__all__ = [
+    "LEVELS",
+    "PRIOR_M",
+    "Comparison",
+    "MatchParams",
+    "NameModel",
+    "NameProfile",
+    "TokenStats",
+    "blocking_keys",
+    "candidate_pairs",
+    "compare",
+    "match_names",
+    "profile",
+]
+
+Floats = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.int64]
+
+# --------------------------------------------------------------------------- vocabulary
+
+# Common business abbreviations, expanded before comparison: general, never per company.
+ABBREVIATIONS: dict[str, str] = {
+    "tech": "technology", "techs": "technologies", "svc": "service", "svcs": "services",
+    "srvcs": "services", "mgmt": "management", "mgt": "management", "assoc": "associates",
+    "assocs": "associates", "assn": "association", "labs": "laboratories", "lab": "laboratory",
+    "hldg": "holding", "hldgs": "holdings", "grp": "group", "finl": "financial",
+    "fncl": "financial", "sys": "systems", "comms": "communications", "pharma":
+    "pharmaceuticals", "pharm": "pharmaceutical", "bk": "bank", "ctr": "center", "centre":
+    "center", "univ": "university", "dev": "development", "devel": "development", "engr":
+    "engineering", "eng": "engineering", "inds": "industries", "ind": "industries", "amer":
+    "american", "ins": "insurance", "prods": "products", "chem": "chemical", "mtg": "mortgage",
+    "utd": "united", "gen": "general", "hlth": "health", "resh": "research", "rlty": "realty",
+    "ppty": "property", "pptys": "properties", "tr": "trust", "sci": "sciences", "solns":
+    "solutions", "equip": "equipment", "distr": "distribution", "invt": "investment", "invts":
+    "investments", "intl": "international", "natl": "national", "mfg": "manufacturing",
+    "corp": "corporation", "bros": "brothers", "co": "company", "cos": "companies",
+}
+
+# Words with no identifying content of their own.
+STOPWORDS = frozenset({"and", "of", "the", "de", "du", "des", "la", "le", "et", "y", "for"})
+
+# Words saying how a company is organised rather than which company it is. Industry words
+# ("systems", "brands", "technologies") are deliberately absent: "Northwind Systems" and
+# "Northwind Brands" are two companies.
+STRUCTURAL = frozenset({
+    "group", "holding", "holdings", "company", "companies", "corporation", "incorporated",
+    "enterprise", "enterprises", "international", "global", "worldwide", "limited",
+})
+
+# Regional qualifiers a CRM appends to a company's name for a regional record; only when they
+# trail the name ("Acme (EMEA)"), since at the front they are the name ("Pacific Gas").
+REGIONS = frozenset({
+    "emea", "apac", "latam", "americas", "europe", "asia", "pacific", "nordics", "benelux",
+    "dach", "uk", "usa", "na", "eu", "north", "south", "america", "middle", "east", "africa",
+    "division", "branch", "subsidiary", "office", "hq", "headquarters", "region",
+})
+
+_ROMAN = {
+    "ii": "2", "iii": "3", "iv": "4", "vi": "6", "vii": "7", "viii": "8", "ix": "9", "xi": "11",
+    "xii": "12", "xiii": "13", "xiv": "14", "xv": "15", "xx": "20",
+}
+_ORDINAL = re.compile(r"^(\d+)(?:st|nd|rd|th)$")
+
+# Legal forms, by family: forms of one family are interchangeable spellings ("Inc"/"Corp" in
+# the US, "Ltd"/"Limited"); a name can carry several ("GmbH & Co. KG", "Corp plc").
+_LEGAL_FAMILIES: dict[tuple[str, ...], str] = {
+    ("inc",): "corp", ("incorporated",): "corp", ("corp",): "corp", ("corporation",): "corp",
+    ("co",): "corp", ("company",): "corp",
+    ("ltd",): "ltd", ("limited",): "ltd", ("pty", "ltd"): "ltd", ("pte", "ltd"): "ltd",
+    ("pvt", "ltd"): "ltd", ("private", "limited"): "ltd", ("plc",): "plc",
+    ("public", "limited", "company"): "plc", ("llc",): "llc", ("lp",): "lp", ("llp",): "llp",
+    ("limited", "partnership"): "lp", ("gmbh",): "gmbh", ("ag",): "ag", ("kg",): "kg",
+    ("co", "kg"): "kg",
+    ("se",): "se", ("sa",): "sa", ("sas",): "sas", ("sarl",): "sarl", ("sl",): "sl",
+    ("spa",): "spa", ("srl",): "srl", ("ltda",): "ltda", ("lda",): "lda",
+    ("sa", "de", "cv"): "sadecv", ("nv",): "nv", ("bv",): "bv", ("ab",): "ab", ("as",): "as",
+    ("asa",): "asa", ("oy",): "oy", ("oyj",): "oy", ("kk",): "kk", ("bhd",): "bhd",
+    ("tbk",): "tbk",
+}
+_LEGAL_NOISE = frozenset({"the", "new", "de", "del", "class", "a", "b", "c", "adr", "cl"})
+_RAW_WORD = re.compile(r"[a-z0-9]+")
+
+# --------------------------------------------------------------------------- comparison levels
+
+# Each comparison of two names falls in one level per feature; -1 is the null level (no
+# information, log ratio 0), e.g. a legal form missing on either side.
+LEVELS: dict[str, tuple[str, ...]] = {
+    # how the words neither name explains fall
+    "words": ("exact", "structural", "one_extra", "extras", "inner", "swapped", "conflict"),
+    # do the first words of the two names align with each other
+    "first": ("same", "differs"),
+    # the least certain alignment used: same word, joined words, acronym, one typo
+    "kind": ("word", "joined", "acronym", "typo"),
+    "legal": ("same", "differs"),
+    "numbers": ("same", "one_side"),
+}
+FEATURES = tuple(LEVELS)
+
+# m probabilities: how often a true pair falls in each level (the share of pairs of one
+# company's names, e.g. a common name and a legal name, that differ this way). Set by judgement
+# and used as they are unless `MatchParams.estimate_m` asks for EM, where they are the
+# Dirichlet prior. EM is off by default: on lists full of look-alikes it learns that conflicts
+# are common among matches and reinforces itself.
+PRIOR_M: dict[str, tuple[float, ...]] = {
+    "words": (0.80, 0.085, 0.075, 0.03, 0.002, 0.006, 0.002),
+    "first": (0.97, 0.03),
+    "kind": (0.95, 0.02, 0.015, 0.015),
+    "legal": (0.90, 0.10),
+    "numbers": (0.98, 0.02),
+}
+
+# How the names of two different but related companies (a subsidiary abroad, a look-alike
+# such as "Northwind Analytics" / "Northwind Freight") differ, per "words" level. Such pairs
+# bound what a name can prove: the name evidence is capped at
+# log(records / name_twin_rate * m / namesake share) for its level.
+NAMESAKE_WORDS = (0.15, 0.10, 0.15, 0.10, 0.05, 0.15, 0.30)
+
+
+@dataclass(frozen=True)
+class MatchParams:
+    """Settings of the matcher; log ratios are natural logs."""
+
+    # A word seen in no other name counts this many times in its frequency estimate.
+    unseen_token_count: float = 0.25
+    # Share of companies with a different, similarly named company in the other list (a
+    # subsidiary abroad, a look-alike): caps what a name can prove, so a country or domain
+    # can veto.
+    name_twin_rate: float = 0.02
+    # country: P(same country | match); domain: P(same domain), P(same label, other suffix)
+    country_m: float = 0.98
+    domain_m: float = 0.85
+    domain_label_m: float = 0.12
+    # expected share of the smaller list that has a match, before the data says more
+    initial_overlap: float = 0.5
+    max_overlap: float = 0.95
+    iterations: int = 5
+    estimate_m: bool = False
+    prior_strength: float = 200.0
+    candidates_per_profile: int = 10
+    max_key_pairs: int = 20_000
+    u_sample: int = 30_000
+    seed: int = 7
+
+
+DEFAULT_PARAMS = MatchParams()
+
+
+# --------------------------------------------------------------------------- profiles
+
+
+@dataclass(frozen=True)
+class NameProfile:
+    """A name in matching form: its words, numbers and legal-form families."""
+
+    tokens: tuple[str, ...]
+    legal: frozenset[str] = frozenset()
+    numbers: frozenset[str] = frozenset()
+
+    @property
+    def key(self) -> str:
+        """Return the words joined by spaces."""
+        return " ".join(self.tokens)
+
+
+def _stem(token: str) -> str:
+    """Fold an English plural to its singular so "technologies" meets "technology"."""
+    if len(token) > 4 and not token[-1].isdigit():
+        if token.endswith("ies"):
+            return token[:-3] + "y"
+        if token.endswith("s") and not token.endswith(("ss", "us", "is")):
+            return token[:-1]
+    return token
+
+
+def _matching_form(token: str) -> str:
+    """Return a word's comparison form: abbreviation expanded, numbers canonical, singular."""
+    token = ABBREVIATIONS.get(token, token)
+    token = _ROMAN.get(token, token)
+    m = _ORDINAL.match(token)
+    if m:
+        token = m.group(1)
+    if token.isdigit():
+        return token.lstrip("0") or "0"
+    return _stem(token)
+
+
+def _legal_families(name: str) -> frozenset[str]:
+    """Return the legal-form families at the end of a raw name ("Eaton Corp plc": corp, ltd)."""
+    merged: list[str] = []
+    run = ""
+    for w in [*_RAW_WORD.findall(name.lower()), ""]:
+        if len(w) == 1 and w.isalpha():
+            run += w
+            continue
+        if run:
+            merged.append(run)
+            run = ""
+        if w:
+            merged.append(w)
+    families: set[str] = set()
+    while merged:
+        if merged[-1] in _LEGAL_NOISE:
+            merged.pop()
+            continue
+        for size in (3, 2, 1):
+            family = _LEGAL_FAMILIES.get(tuple(merged[-size:])) if len(merged) > size else None
+            if family:
+                families.add(family)
+                del merged[-size:]
+                break
+        else:
+            break
+    return frozenset(families)
+
+
+@lru_cache(maxsize=1 << 20)
+def profile(name: str) -> NameProfile:
+    """Return the matching profile of one raw (or already normalised) company name."""
+    tokens = tuple(_matching_form(t) for t in name_tokens(name))
+    numbers = frozenset(t for t in tokens if any(c.isdigit() for c in t))
+    return NameProfile(tokens, _legal_families(name), numbers)
+
+
+def _content(tokens: Sequence[str]) -> list[str]:
+    """Return the words that carry identity (not stopwords)."""
+    return [t for t in tokens if t not in STOPWORDS]
+
+
+# --------------------------------------------------------------------------- word statistics
+
+
+class TokenStats:
+    """Document frequencies of matching-form words over both sides' distinct names."""
+
+    def __init__(self, profiles: Iterable[NameProfile], unseen: float = 0.25) -> None:
+        self.df: Counter[str] = Counter()
+        n = 0
+        for p in profiles:
+            self.df.update(set(p.tokens))
+            n += 1
+        self.n = max(n, 1)
+        self.log_n = math.log(self.n)
+        self.unseen = unseen
+        # weights of a word shared by a pair (both names hold it) and held by one of them
+        self.shared = {t: self.weight(t, 2) for t in self.df}
+        self.single = {t: self.weight(t, 1) for t in self.df}
+
+    def weight(self, token: str, own: int) -> float:
+        """Return -log(share of names holding a word), not counting the pair's own `own` names."""
+        seen = max(self.df.get(token, 0) - own, 0)
+        return self.log_n - math.log(seen + self.unseen)
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+@dataclass
+class Comparison:
+    """The evidence two names give: term-frequency score, comparison levels and explanation."""
+
+    tf: float
+    levels: tuple[int, ...]
+    matched: list[str] = field(default_factory=list)
+    left_only: list[str] = field(default_factory=list)
+    right_only: list[str] = field(default_factory=list)
+
+    @property
+    def possible(self) -> bool:
+        """Return False when the names cannot be one company (different numbers, nothing shared)."""
+        return math.isfinite(self.tf)
+
+
+_IMPOSSIBLE = Comparison(-math.inf, (-1,) * len(FEATURES))
+_LOG26 = math.log(26.0)
+_LOG4 = math.log(4.0)
+_KIND = {k: i for i, k in enumerate(LEVELS["kind"])}
+
+
+@lru_cache(maxsize=1 << 18)
+def _spans(tokens: tuple[str, ...]) -> dict[str, tuple[int, int, int]]:
+    """Return the strings runs of words spell: joined ("supermicro") or as initials ("bny").
+
+    Each maps to (start, end, how), how 1 for joined words and 2 for an acronym.
+    """
+    out: dict[str, tuple[int, int, int]] = {}
+    n = len(tokens)
+    for s in range(n):
+        for e in range(s + 2, min(n, s + 4) + 1):
+            out.setdefault("".join(tokens[s:e]), (s, e, 1))
+    for s in range(n):
+        if tokens[s] in STOPWORDS:
+            continue
+        letters = ""
+        for e in range(s, n):
+            if tokens[e] in STOPWORDS:
+                continue
+            letters += tokens[e][0]
+            if len(letters) > 5:
+                break
+            if len(letters) >= 2:
+                out.setdefault(letters, (s, e + 1, 2))
+    return out
+
+
+def compare(left: NameProfile, right: NameProfile, stats: TokenStats, explain: bool = False,
+            ) -> Comparison:
+    """Align two names' words and return the evidence that they are one company."""
+    if left.numbers and right.numbers and left.numbers != right.numbers:
+        return _IMPOSSIBLE
+    a, b = left.tokens, right.tokens
+    legal = -1
+    if left.legal and right.legal:
+        legal = 0 if left.legal & right.legal else 1
+    numbers = -1
+    if left.numbers or right.numbers:
+        numbers = 0 if left.numbers == right.numbers else 1
+    shared = stats.shared
+    if a == b:  # the common case: one name, spelled two ways
+        tf = sum(shared.get(t, 0.0) for t in a if t not in STOPWORDS)
+        matched = [t for t in a if t not in STOPWORDS] if explain else []
+        return Comparison(tf, (0, 0, 0, legal, numbers), matched)
+    au, bu = [False] * len(a), [False] * len(b)
+    tf = 0.0
+    hits = 0
+    kind = 0
+    matched = []
+    links: set[tuple[int, int]] = set()
+    slots: dict[str, list[int]] = {}
+    for j, t in enumerate(b):
+        slots.setdefault(t, []).append(j)
+    for i, t in enumerate(a):
+        js = slots.get(t)
+        if js:
+            j = js.pop(0)
+            au[i] = bu[j] = True
+            links.add((i, j))
+            if t not in STOPWORDS:
+                tf += shared.get(t, 0.0)
+                hits += 1
+                if explain:
+                    matched.append(t)
+    if not all(au) and not all(bu):
+        single = stats.single
+        # joined words and acronyms, both ways round
+        for x, y, xu, yu, flip in ((a, b, au, bu, False), (b, a, bu, au, True)):
+            spans = None
+            for i, t in enumerate(x):
+                if xu[i] or t in STOPWORDS or len(t) < 2:
+                    continue
+                if spans is None:
+                    spans = _spans(y)
+                run = spans.get(t)
+                if run is None:
+                    continue
+                s, e, how = run
+                if any(yu[s:e]) or (how == 1 and len(t) < 4) or (how == 2 and len(t) > 5):
+                    continue
+                xu[i] = True
+                for k in range(s, e):
+                    yu[k] = True
+                links.add((s, i) if flip else (i, s))
+                w = single.get(t, 0.0)
+                if how == 2:  # an acronym is at most as rare as its letters
+                    w = min(w, len(t) * _LOG26 - _LOG4)
+                tf += w
+                hits += 1
+                kind = max(kind, how)
+                if explain:
+                    parts = " ".join(y[s:e])
+                    matched.append(f"{parts} = {t}" if flip else f"{t} = {parts}")
+        # one typo in a longer word, past its first letter (where typos rarely fall)
+        for i, t in enumerate(a):
+            if au[i] or len(t) < 5 or t.isdigit():
+                continue
+            for j, u in enumerate(b):
+                if bu[j] or len(u) < 5 or u[0] != t[0] or abs(len(t) - len(u)) > 1:
+                    continue
+                if OSA.distance(t, u, score_cutoff=1) <= 1:
+                    au[i] = bu[j] = True
+                    links.add((i, j))
+                    tf += min(single.get(t, 0.0), single.get(u, 0.0))
+                    hits += 1
+                    kind = 3
+                    if explain:
+                        matched.append(f"{t} ~ {u}")
+                    break
+    if not hits:
+        return _IMPOSSIBLE
+    lx, lwords = _extras(a, au, explain)
+    rx, rwords = _extras(b, bu, explain)
+    first = 0 if (_first(a), _first(b)) in links else 1
+    return Comparison(tf, (_words_level(lx, rx), first, kind, legal, numbers), matched, lwords,
+                      rwords)
+
+
+def _first(tokens: Sequence[str]) -> int:
+    """Return the position of the first identifying word."""
+    for i, t in enumerate(tokens):
+        if t not in STOPWORDS:
+            return i
+    return -1
+
+
+def _extras(tokens: Sequence[str], used: Sequence[bool], explain: bool = False,
+            ) -> tuple[tuple[int, int, int], list[str]]:
+    """Count a side's unexplained words: (structural, identifying trailing, identifying inner)."""
+    last = len(used) - 1
+    while last >= 0 and not used[last]:
+        last -= 1
+    structural = trailing = inner = 0
+    words: list[str] = []
+    for i, t in enumerate(tokens):
+        if used[i] or t in STOPWORDS:
+            continue
+        if explain:
+            words.append(t)
+        if t in STRUCTURAL or (t in REGIONS and i > last) or t.isdigit():
+            structural += 1
+        elif i > last:
+            trailing += 1
+        else:
+            inner += 1
+    return (structural, trailing, inner), words
+
+
+def _words_level(lx: tuple[int, int, int], rx: tuple[int, int, int]) -> int:
+    """Return the "words" level of two sides' unexplained-word counts."""
+    lid, rid = lx[1] + lx[2], rx[1] + rx[2]
+    if lid and rid:
+        return 6
+    if lid or rid:
+        side, other = (lx, rx) if lid else (rx, lx)
+        if other[0]:
+            return 5  # "Acme Group" / "Acme Freight": a structural word against a real one
+        if side[2]:
+            return 4
+        return 2 if side[1] == 1 else 3
+    return 1 if lx[0] or rx[0] else 0
+
+
+# --------------------------------------------------------------------------- blocking
+
+
+def _deletions(token: str) -> set[str]:
+    """Return a word and every string one deletion away from it."""
+    return {token, *(token[:i] + token[i + 1:] for i in range(len(token)))}
+
+
+def blocking_keys(p: NameProfile, stats: TokenStats) -> set[str]:
+    """Return a name's blocking keys: whole name, words, joined words, acronyms, typo variants."""
+    content = _content(p.tokens)
+    keys = {"f:" + " ".join(sorted(p.tokens))}
+    keys.update("t:" + t for t in content)
+    for size in (2, 3):
+        for i in range(len(p.tokens) - size + 1):
+            keys.add("t:" + "".join(p.tokens[i:i + size]))
+    for size in range(2, min(len(content), 6) + 1):
+        keys.add("t:" + "".join(t[0] for t in content[:size]))
+    if len(content) > 1:
+        ranked = sorted(content, key=lambda t: (stats.df.get(t, 0), t))
+        keys.add("p:" + " ".join(sorted(ranked[:2])))
+    rare = [t for t in content if len(t) >= 5 and not t.isdigit()]
+    if rare:
+        keys.update("d:" + d for d in _deletions(min(rare, key=lambda t: (stats.df[t], t))))
+    return keys
+
+
+def _keys_table(profiles: Sequence[NameProfile], stats: TokenStats) -> pa.Table:
+    """Return (pid, key) rows for every blocking key of every profile."""
+    pid: list[int] = []
+    key: list[str] = []
+    for i, p in enumerate(profiles):
+        ks = blocking_keys(p, stats)
+        pid.extend([i] * len(ks))
+        key.extend(ks)
+    return pa.table({"pid": pa.array(pid, pa.int32()), "key": pa.array(key, pa.string())})
+
+
+def candidate_pairs(left: Sequence[NameProfile], right: Sequence[NameProfile] | None,
+                    stats: TokenStats, params: MatchParams = DEFAULT_PARAMS,
+                    con: duckdb.DuckDBPyConnection | None = None) -> pd.DataFrame:
+    """Return candidate (lp, rp) profile index pairs; with right None, pairs within left."""
+    own = con is None
+    con = con or duckdb.connect()
+    con.register("lk", _keys_table(left, stats))
+    con.register("rk", _keys_table(right, stats) if right is not None else con.table("lk"))
+    within = "AND l.pid < r.pid" if right is None else ""
+    n = stats.n
+    k = params.candidates_per_profile
+    out = con.execute(f"""
+        WITH kl AS (SELECT key, count(*) AS nl FROM lk GROUP BY key),
+        kr AS (SELECT key, count(*) AS nr FROM rk GROUP BY key),
+        good AS (
+            SELECT key, ln({n} / (nl + nr)) AS w FROM kl JOIN kr USING (key)
+            WHERE nl * nr <= {params.max_key_pairs} OR key LIKE 'f:%'
+        ),
+        pairs AS (
+            SELECT l.pid AS lp, r.pid AS rp, sum(g.w) AS s
+            FROM lk l JOIN good g USING (key) JOIN rk r USING (key)
+            WHERE true {within}
+            GROUP BY ALL
+        )
+        SELECT lp, rp FROM pairs
+        QUALIFY row_number() OVER (PARTITION BY lp ORDER BY s DESC, rp) <= {k}
+             OR row_number() OVER (PARTITION BY rp ORDER BY s DESC, lp) <= {k}
+    """).df()
+    con.unregister("lk")
+    con.unregister("rk")
+    if own:
+        con.close()
+    return out
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@dataclass
+class NameModel:
+    """m and u probabilities of every comparison level, and how they were obtained."""
+
+    m: dict[str, Floats]
+    u: dict[str, Floats]
+    matches: float = 0.0
+
+    def log_ratios(self) -> dict[str, Floats]:
+        """Return log(m/u) per feature, with a trailing 0 for the null level (index -1)."""
+        return {f: np.append(np.log(self.m[f] / self.u[f]), 0.0) for f in FEATURES}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the model as plain data, for reports."""
+        return {
+            f: {lvl: {"m": round(float(self.m[f][i]), 4), "u": round(float(self.u[f][i]), 4)}
+                for i, lvl in enumerate(LEVELS[f])}
+            for f in FEATURES
+        }
+
+
+def _level_counts(levels: Ints, weights: Floats | None = None) -> dict[str, Floats]:
+    """Return the (weighted) count of pairs in each level of each feature."""
+    out = {}
+    for k, f in enumerate(FEATURES):
+        col = levels[:, k]
+        ok = col >= 0
+        w = None if weights is None else weights[ok]
+        out[f] = np.bincount(col[ok], weights=w, minlength=len(LEVELS[f])).astype(np.float64)
+    return out
+
+
+def _estimate_u(levels: Ints) -> dict[str, Floats]:
+    """Return u probabilities from within-list pairs, with add-one smoothing."""
+    counts = _level_counts(levels)
+    return {f: (c + 1.0) / (c.sum() + len(c)) for f, c in counts.items()}
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass
+class _Side:
+    """One side's records reduced to distinct (name, country, domain) record profiles."""
+
+    ids: pa.Array
+    record: Ints  # record profile of each input row
+    name_pid: Ints  # name profile of each record profile
+    country: list[str | None]
+    domain: list[str | None]
+    profiles: list[NameProfile]
+    group: list[str | None]
+
+
+def _column(table: pa.Table, *names: str) -> list[Any] | None:
+    """Return the first present column of `names` as a Python list, or None."""
+    for n in names:
+        if n in table.column_names:
+            return table.column(n).to_pylist()
+    return None
+
+
+def _side(table: pa.Table | pd.DataFrame) -> _Side:
+    """Reduce an input table to record profiles."""
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    ids = table.column("id").cast(pa.string()).combine_chunks()
+    names = _column(table, "name", "name_key")
+    if names is None:
+        raise ValueError("a side needs a `name` (or `name_key`) column")
+    codes = _column(table, "country_code")
+    if codes is None:
+        raw = _column(table, "country")
+        codes = [normalise_country(c) for c in raw] if raw is not None else [None] * len(names)
+    domains = _column(table, "domain") or [None] * len(names)
+    groups = _column(table, "group") or [None] * len(names)
+    name_index: dict[str, int] = {}
+    profiles: list[NameProfile] = []
+    profile_index: dict[NameProfile, int] = {}
+    rec_index: dict[tuple[int, str | None, str | None, str | None], int] = {}
+    record = np.empty(len(names), np.int64)
+    name_pid: list[int] = []
+    country: list[str | None] = []
+    domain: list[str | None] = []
+    group: list[str | None] = []
+    for row, (nm, cc, dm, gr) in enumerate(zip(names, codes, domains, groups, strict=True)):
+        text = nm if isinstance(nm, str) else ""
+        pid = name_index.get(text)
+        if pid is None:
+            prof = profile(text)
+            pid = profile_index.setdefault(prof, len(profiles))
+            if pid == len(profiles):
+                profiles.append(prof)
+            name_index[text] = pid
+        dm = dm.lower() if isinstance(dm, str) and dm else None
+        cc = cc if isinstance(cc, str) and cc else None
+        gr = None if gr is None else str(gr)
+        key = (pid, cc, dm, gr)
+        rid = rec_index.get(key)
+        if rid is None:
+            rid = rec_index[key] = len(name_pid)
+            name_pid.append(pid)
+            country.append(cc)
+            domain.append(dm)
+            group.append(gr)
+        record[row] = rid
+    return _Side(ids, record, np.array(name_pid, np.int64), country, domain, profiles, group)
+
+
+def _label(domain: str | None) -> str | None:
+    """Return the first label of a registrable domain ("acme" of "acme.co.uk")."""
+    return domain.split(".", 1)[0] if domain else None
+
+
+def _field_log_ratios(left: _Side, right: _Side, lr: Ints, rr: Ints, params: MatchParams,
+                      ) -> tuple[Floats, Floats, Ints, Ints]:
+    """Return country and domain log ratios (and levels) of record-profile pairs."""
+    counts: Counter[str] = Counter(c for c in (*left.country, *right.country) if c)
+    total = sum(counts.values()) or 1
+    lshare = Counter(c for c in left.country if c)
+    rshare = Counter(c for c in right.country if c)
+    nl, nr = sum(lshare.values()) or 1, sum(rshare.values()) or 1
+    agree = sum(lshare[c] / nl * rshare[c] / nr for c in lshare)
+    differs = math.log((1 - params.country_m) / max(1 - agree, 1e-6))
+    dcounts: Counter[str] = Counter(d for d in (*left.domain, *right.domain) if d)
+    lcounts: Counter[str] = Counter(_label(d) for d in (*left.domain, *right.domain) if d)
+    dtotal = sum(dcounts.values()) or 1
+    n = len(lr)
+    c_lr, d_lr = np.zeros(n), np.zeros(n)
+    c_lvl, d_lvl = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
+    domain_differs = math.log(1 - params.domain_m - params.domain_label_m)
+    for k, (i, j) in enumerate(zip(lr.tolist(), rr.tolist(), strict=True)):
+        a, b = left.country[i], right.country[j]
+        if a and b:
+            if a == b:
+                c_lr[k] = math.log(params.country_m / (counts[a] / total))
+                c_lvl[k] = 0
+            else:
+                c_lr[k] = differs
+                c_lvl[k] = 1
+        da, db = left.domain[i], right.domain[j]
+        if da and db:
+            if da == db:
+                d_lr[k] = math.log(params.domain_m * dtotal / dcounts[da])
+                d_lvl[k] = 0
+            elif _label(da) == _label(db):
+                d_lr[k] = math.log(params.domain_label_m * dtotal / lcounts[_label(da) or ""])
+                d_lvl[k] = 1
+            else:
+                d_lr[k] = domain_differs
+                d_lvl[k] = 2
+    return c_lr, d_lr, c_lvl, d_lvl
+
+
+def _posterior(lo: Floats, capped: Floats, lkey: Ints, rkey: Ints) -> Floats:
+    """Return each pair's match probability given its rivals on both sides.
+
+    Against rivals: e / (1 + sum over the left record's candidates + sum over the right
+    record's candidates - e), with e the prior odds times the Bayes factor. On its own: the
+    logistic of the prior plus the evidence with the name's part capped (a same-named other
+    company exists now and then). The probability is the smaller of the two.
+    """
+    e = np.exp(np.minimum(lo, 60.0))
+    row = np.bincount(lkey, weights=e)[lkey]
+    col = np.bincount(rkey, weights=e)[rkey]
+    rivals = e / (1.0 + row + col - e)
+    alone = 1.0 / (1.0 + np.exp(-np.clip(capped, -60.0, 60.0)))
+    return np.asarray(np.minimum(rivals, alone), np.float64)
+
+
+def _fit(levels: Ints, tf: Floats, fields: Floats, lkey: Ints, rkey: Ints, group: Ints,
+         n_left: int, n_right: Ints, u: dict[str, Floats], params: MatchParams,
+         ) -> tuple[NameModel, Floats, Floats, Floats]:
+    """Fit the number of matches (and m, if asked) by EM; return model, log BF, p, prior."""
+    m = {f: np.array(PRIOR_M[f], np.float64) for f in FEATURES}
+    small = np.minimum(n_left, n_right).astype(np.float64)
+    large = np.maximum(n_left, n_right).astype(np.float64)
+    matches = params.initial_overlap * small
+    model = NameModel(m, u, float(matches.sum()))
+    words = levels[:, FEATURES.index("words")]
+    legal_k = FEATURES.index("legal")
+    log_bf = tf + fields
+    p = np.zeros(len(tf))
+    prior = np.zeros(len(tf))
+    for _ in range(max(params.iterations, 1)):
+        ratios = model.log_ratios()
+        # legal forms, like countries, tell a company from its namesake abroad: not capped
+        legal = ratios["legal"][levels[:, legal_k]]
+        name = tf + sum(ratios[f][levels[:, k]] for k, f in enumerate(FEATURES)) - legal
+        log_bf = name + legal + fields
+        # each right group is a list of its own, with its own share of matches
+        rho = np.clip(matches / small, 1.0 / small, params.max_overlap)
+        group_prior = np.log(rho / (1 - rho) / large)
+        prior = group_prior[group]
+        cap = (np.log(large / params.name_twin_rate)[group]
+               + np.log(model.m["words"] / np.array(NAMESAKE_WORDS))[words])
+        capped = -np.logaddexp(-name, -cap) + legal + fields
+        p = _posterior(log_bf + prior, capped + prior, lkey, rkey)
+        matches = np.bincount(group, weights=p, minlength=len(small))
+        new_m = model.m
+        if params.estimate_m:
+            counts = _level_counts(levels, p)
+            new_m = {}
+            for f in FEATURES:
+                prior_m = np.array(PRIOR_M[f]) * params.prior_strength
+                new_m[f] = (counts[f] + prior_m) / (counts[f].sum() + prior_m.sum())
+        model = NameModel(new_m, u, float(matches.sum()))
+    return model, log_bf, p, prior
+
+
+def match_names(left: pa.Table | pd.DataFrame, right: pa.Table | pd.DataFrame, *,
+                threshold: float = 0.9, params: MatchParams = DEFAULT_PARAMS,
+                return_model: bool = False) -> Any:
+    """Match two account tables on names (and country and domain when present).
+
+    Each side has `id` and `name` (or an already normalised `name_key`), and optionally
+    `country` (any spelling) or `country_code` (ISO alpha-2), and `domain` (registrable).
+    A right-side `group` column (e.g. partner id) makes each group a separate list: its
+    records compete only with each other. Returns a pyarrow table of (left_id, right_id,
+    probability, evidence) with probability >= threshold, evidence a JSON string; with
+    `return_model`, also the fitted `NameModel`.
+    """
+    lside, rside = _side(left), _side(right)
+    stats = TokenStats([*lside.profiles, *rside.profiles], params.unseen_token_count)
+    con = duckdb.connect()
+    try:
+        names = candidate_pairs(lside.profiles, rside.profiles, stats, params, con)
+        u = _within_list_u(lside.profiles, rside.profiles, stats, params, con)
+        comps = [compare(lside.profiles[a], rside.profiles[b], stats)
+                 for a, b in zip(names.lp.tolist(), names.rp.tolist(), strict=True)]
+        keep = np.array([c.possible for c in comps], bool)
+        names = names[keep].reset_index(drop=True)
+        comps = [c for c, k in zip(comps, keep, strict=True) if k]
+        names["cmp"] = np.arange(len(names))
+        pairs = _record_pairs(con, names, lside, rside)
+    finally:
+        con.close()
+    lrec = pairs["lrec"].to_numpy(np.int64)
+    rrec = pairs["rrec"].to_numpy(np.int64)
+    cmp_idx = pairs["cmp"].to_numpy(np.int64)
+    tf = np.array([c.tf for c in comps], np.float64)[cmp_idx] if len(comps) else np.zeros(0)
+    levels = (np.array([c.levels for c in comps], np.int64).reshape(-1, len(FEATURES))[cmp_idx]
+              if len(comps) else np.zeros((0, len(FEATURES)), np.int64))
+    c_lr, d_lr, c_lvl, d_lvl = _field_log_ratios(lside, rside, lrec, rrec, params)
+    # a right group is a list of its own: its records compete only with each other
+    group_names, rec_group = np.unique(np.array([str(g) for g in rside.group]),
+                                       return_inverse=True)
+    n_right = np.bincount(rec_group, minlength=len(group_names))
+    group = rec_group[rrec]
+    lkey = lrec * len(group_names) + group
+    model, log_bf, prob, prior = _fit(levels, tf, c_lr + d_lr, lkey, rrec, group,
+                                      len(lside.name_pid), n_right, u, params)
+    chosen = np.flatnonzero(prob >= threshold)
+    ratios = model.log_ratios()
+    rows_l: list[str] = []
+    rows_r: list[str] = []
+    probs: list[float] = []
+    evidence: list[str] = []
+    lmembers = _members(lside)
+    rmembers = _members(rside)
+    rivals = np.bincount(lkey, minlength=1)[lkey] + np.bincount(rrec, minlength=1)[rrec] - 2
+    for k in chosen.tolist():
+        i, j = int(lrec[k]), int(rrec[k])
+        lp, rp = lside.profiles[lside.name_pid[i]], rside.profiles[rside.name_pid[j]]
+        cmp = compare(lp, rp, stats, explain=True)
+        ev = _evidence(cmp, ratios, float(c_lr[k]), float(d_lr[k]), int(c_lvl[k]),
+                       int(d_lvl[k]), float(log_bf[k]), float(prior[k]), int(rivals[k]))
+        text = json.dumps(ev, sort_keys=True)
+        for a in lmembers[i]:
+            for b in rmembers[j]:
+                rows_l.append(a)
+                rows_r.append(b)
+                probs.append(float(prob[k]))
+                evidence.append(text)
+    out = pa.table({
+        "left_id": pa.array(rows_l, pa.string()),
+        "right_id": pa.array(rows_r, pa.string()),
+        "probability": pa.array(probs, pa.float64()),
+        "evidence": pa.array(evidence, pa.string()),
+    })
+    return (out, model) if return_model else out
+
+
+def _members(side: _Side) -> list[list[str]]:
+    """Return the input ids of each record profile."""
+    out: list[list[str]] = [[] for _ in side.name_pid]
+    for rid, i in zip(side.record.tolist(), side.ids.to_pylist(), strict=True):
+        out[rid].append(i)
+    return out
+
+
+def _within_list_u(left: Sequence[NameProfile], right: Sequence[NameProfile], stats: TokenStats,
+                   params: MatchParams, con: duckdb.DuckDBPyConnection) -> dict[str, Floats]:
+    """Estimate u from candidate pairs of different names within each list."""
+    rng = random.Random(params.seed)
+    chunks = []
+    for side in (left, right):
+        sample = list(side)
+        if len(sample) > params.u_sample:
+            sample = rng.sample(sample, params.u_sample)
+        pairs = candidate_pairs(sample, None, stats, params, con)
+        for a, b in zip(pairs.lp.tolist(), pairs.rp.tolist(), strict=True):
+            c = compare(sample[a], sample[b], stats)
+            if c.possible:
+                chunks.append(c.levels)
+    levels = np.array(chunks, np.int64).reshape(-1, len(FEATURES))
+    return _estimate_u(levels)
+
+
+def _record_pairs(con: duckdb.DuckDBPyConnection, names: pd.DataFrame, left: _Side,
+                  right: _Side) -> pd.DataFrame:
+    """Expand name-profile pairs to record-profile pairs."""
+    con.register("np_", names[["lp", "rp", "cmp"]])
+    con.register("lrec_", pa.table({"lrec": np.arange(len(left.name_pid)), "lp": left.name_pid}))
+    con.register("rrec_", pa.table({"rrec": np.arange(len(right.name_pid)),
+                                    "rp": right.name_pid}))
+    out = con.execute("""
+        SELECT l.lrec, r.rrec, n.cmp FROM np_ n
+        JOIN lrec_ l USING (lp) JOIN rrec_ r USING (rp)
+        ORDER BY l.lrec, r.rrec
+    """).df()
+    for view in ("np_", "lrec_", "rrec_"):
+        con.unregister(view)
+    return out
+
+
+def _evidence(cmp: Comparison, ratios: dict[str, Floats], c_lr: float, d_lr: float, c_lvl: int,
+              d_lvl: int, log_bf: float, prior: float, rivals: int) -> dict[str, Any]:
+    """Return the explanation of one pair: fields agreed, words and every log-ratio term."""
+    words = LEVELS["words"][cmp.levels[0]]
+    agreed = ["name" if words in ("exact", "structural") else "name_partial"]
+    disagreed = []
+    if c_lvl == 0:
+        agreed.append("country")
+    elif c_lvl == 1:
+        disagreed.append("country")
+    if d_lvl == 0:
+        agreed.append("domain")
+    elif d_lvl == 1:
+        agreed.append("domain_label")
+    elif d_lvl == 2:
+        disagreed.append("domain")
+    terms: dict[str, float] = {"prior": round(prior, 3), "name_words_tf": round(cmp.tf, 3)}
+    levels: dict[str, str] = {}
+    for k, f in enumerate(FEATURES):
+        lvl = cmp.levels[k]
+        if lvl >= 0:
+            levels[f] = LEVELS[f][lvl]
+            terms[f] = round(float(ratios[f][lvl]), 3)
+    if c_lvl >= 0:
+        terms["country"] = round(c_lr, 3)
+    if d_lvl >= 0:
+        terms["domain"] = round(d_lr, 3)
+    ev: dict[str, Any] = {
+        "agreed": agreed,
+        "name": {"matched": cmp.matched, "left_only": cmp.left_only,
+                 "right_only": cmp.right_only, **levels},
+        "log_bf": round(log_bf, 3),
+        "terms": terms,
+        "rivals": rivals,
+    }
+    if disagreed:
+        ev["disagreed"] = disagreed
+    return ev
