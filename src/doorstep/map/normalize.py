@@ -331,8 +331,9 @@ def _parse_website(website: str) -> tuple[str, str] | None:
         rest = host.split(".", 1)[1]
         # "www.co.uk" is itself a domain; "www.blogspot.com" is Blogger's site, not
         # a tenant called "www", although the PSL's private section would say so.
-        if _registrable(rest) is not None:
-            host = rest
+        domain = _registrable(rest)
+        if domain is not None:
+            return rest, domain
     domain = _registrable(host)
     return None if domain is None else (host, domain)
 
