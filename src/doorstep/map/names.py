@@ -14,18 +14,22 @@ as in Splink, with comparison levels designed for company names:
    dropped; each name keeps its best candidates by summed inverse key frequency.
 3. **Evidence.** The words of each candidate pair are aligned (same word, joined words,
    acronym, one typo) and the pair gets a log Bayes factor: a term-frequency part, where each
-   agreeing word adds -log(share of other names holding it), plus log(m/u) of each comparison
-   level: how the unexplained words fall ("words": exact, only structural words such as
-   "Group", one extra trailing word, ..., a conflict where both names have words the other
-   lacks), whether the first words agree, how words were aligned, legal forms, numbers
-   ("Fund 3" never meets "Fund 4"), country (term-frequency adjusted) and domain.
-   The u probabilities of the name levels are measured on pairs of names within one list,
-   which name different companies; the m probabilities are estimated by expectation
-   maximisation from prior values.
-4. **Resolution.** The prior odds that two records match come from the estimated number of
-   matches (updated with the m probabilities), and each pair's posterior is normalised against
-   the other candidates of both records, so that "Hilton" facing "Hilton Worldwide Holdings"
-   and "Hilton Grand Vacations" is not a confident match to either.
+   agreeing word adds -log(share of other names holding it), in the spirit of Splink's
+   term-frequency adjustments, plus log(m/u) of each comparison level: how the words neither
+   name explains fall ("words": exact, only structural words such as "Group", one extra
+   trailing word, ..., "swapped" as in "Acme Group"/"Acme Freight", a conflict where both
+   names have words the other lacks), whether the first words agree, how words were aligned,
+   legal forms, numbers ("Fund 3" never meets "Fund 4"), country (term-frequency adjusted) and
+   domain. The u probabilities of the name levels are measured on candidate pairs of two names
+   of one list, which name different companies; the m probabilities are set by judgement
+   (`PRIOR_M`), or estimated by EM on request. A name's evidence is capped by how often a
+   different, similarly named company exists (a subsidiary abroad, a look-alike), so that a
+   different country, domain or legal form can still veto.
+4. **Resolution.** The prior odds that two records match come from the expected number of
+   matches, re-estimated from the posteriors a few times (per right-side group, e.g. partner),
+   and each pair's posterior is normalised against the other candidates of both records, so
+   that "Hilton" facing "Hilton Worldwide Holdings" and "Hilton Grand Vacations" is a
+   confident match to neither.
 
 `match_names` returns (left_id, right_id, probability, evidence) rows at or above a threshold;
 `evidence` is JSON saying which fields agreed and every term of the log Bayes factor.
@@ -34,9 +38,10 @@ as in Splink, with comparison levels designed for company names:
 from __future__ import annotations
 
 import json
+import logging
 import math
-import random
 import re
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -50,7 +55,7 @@ import pandas as pd
 import pyarrow as pa
 from rapidfuzz.distance import OSA
 
-from doorstep.map.normalize import name_tokens, normalise_country
+from doorstep.map.normalize import identifying_domain, name_tokens, normalise_country
 
 __all__ = [
     "LEVELS",
@@ -67,6 +72,8 @@ __all__ = [
     "profile",
 ]
 
+log = logging.getLogger(__name__)
+
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 
@@ -81,9 +88,9 @@ ABBREVIATIONS: dict[str, str] = {
     "fncl": "financial", "sys": "systems", "comms": "communications", "pharma":
     "pharmaceuticals", "pharm": "pharmaceutical", "bk": "bank", "ctr": "center", "centre":
     "center", "univ": "university", "dev": "development", "devel": "development", "engr":
-    "engineering", "eng": "engineering", "inds": "industries", "ind": "industries", "amer":
-    "american", "ins": "insurance", "prods": "products", "chem": "chemical", "mtg": "mortgage",
-    "utd": "united", "gen": "general", "hlth": "health", "resh": "research", "rlty": "realty",
+    "engineering", "eng": "engineering", "inds": "industries", "amer": "american",
+    "ins": "insurance", "prods": "products", "chem": "chemical", "mtg": "mortgage",
+    "utd": "united", "hlth": "health", "resh": "research", "rlty": "realty",
     "ppty": "property", "pptys": "properties", "tr": "trust", "sci": "sciences", "solns":
     "solutions", "equip": "equipment", "distr": "distribution", "invt": "investment", "invts":
     "investments", "intl": "international", "natl": "national", "mfg": "manufacturing",
@@ -101,12 +108,15 @@ STRUCTURAL = frozenset({
     "enterprise", "enterprises", "international", "global", "worldwide", "limited",
 })
 
-# Regional qualifiers a CRM appends to a company's name for a regional record; only when they
-# trail the name ("Acme (EMEA)"), since at the front they are the name ("Pacific Gas").
+# Regional qualifiers a CRM appends to a company's name for a regional record ("Acme (EMEA)",
+# "Acme - Germany"): words and phrases, and country names. Only when they trail the name,
+# since at the front they are the name ("Pacific Gas", "America Movil").
 REGIONS = frozenset({
-    "emea", "apac", "latam", "americas", "europe", "asia", "pacific", "nordics", "benelux",
-    "dach", "uk", "usa", "na", "eu", "north", "south", "america", "middle", "east", "africa",
-    "division", "branch", "subsidiary", "office", "hq", "headquarters", "region",
+    "emea", "apac", "latam", "americas", "europe", "asia", "nordics", "benelux", "dach", "uk",
+    "usa", "eu", "north america", "south america", "latin america", "central america",
+    "southern europe", "northern europe", "western europe", "eastern europe", "central europe",
+    "middle east", "asia pacific", "africa", "division", "branch", "subsidiary", "office", "hq",
+    "headquarters", "region",
 })
 
 _ROMAN = {
@@ -163,6 +173,18 @@ PRIOR_M: dict[str, tuple[float, ...]] = {
     "numbers": (0.98, 0.02),
 }
 
+# Reference u probabilities: the share of candidate pairs of two different companies in each
+# level, measured (no labels needed) on the SEC's list of US registrants. They are the prior
+# of the u measured on the lists at hand, worth `MatchParams.u_prior_pairs` pairs, so that a
+# small input still gets sensible values.
+REFERENCE_U: dict[str, tuple[float, ...]] = {
+    "words": (0.004, 0.006, 0.024, 0.009, 0.025, 0.029, 0.903),
+    "first": (0.19, 0.81),
+    "kind": (0.918, 0.003, 0.044, 0.035),
+    "legal": (0.72, 0.28),
+    "numbers": (0.18, 0.82),
+}
+
 # How the names of two different but related companies (a subsidiary abroad, a look-alike
 # such as "Northwind Analytics" / "Northwind Freight") differ, per "words" level. Such pairs
 # bound what a name can prove: the name evidence is capped at
@@ -190,9 +212,11 @@ class MatchParams:
     iterations: int = 5
     estimate_m: bool = False
     prior_strength: float = 200.0
-    candidates_per_profile: int = 10
+    candidates_per_profile: int = 6
     max_key_pairs: int = 20_000
-    u_sample: int = 30_000
+    u_sample: int = 20_000
+    u_pairs: int = 25_000
+    u_prior_pairs: float = 500.0
     seed: int = 7
 
 
@@ -299,9 +323,34 @@ class TokenStats:
         self.shared = {t: self.weight(t, 2) for t in self.df}
         self.single = {t: self.weight(t, 1) for t in self.df}
 
+        self._deletes: dict[str, list[str]] | None = None
+        self._near: dict[str, int] = {}
+
     def weight(self, token: str, own: int) -> float:
         """Return -log(share of names holding a word), not counting the pair's own `own` names."""
         seen = max(self.df.get(token, 0) - own, 0)
+        return self.log_n - math.log(seen + self.unseen)
+
+    def near_count(self, token: str) -> int:
+        """Return how many names hold a word one typo from `token` (itself included)."""
+        count = self._near.get(token)
+        if count is not None:
+            return count
+        if self._deletes is None:
+            self._deletes = {}
+            for t in self.df:
+                if len(t) >= 5 and not t.isdigit():
+                    for d in _deletions(t):
+                        self._deletes.setdefault(d, []).append(t)
+        near = {v for d in _deletions(token) for v in self._deletes.get(d, ())}
+        count = sum(self.df[v] for v in near
+                    if v[0] == token[0] and OSA.distance(token, v, score_cutoff=1) <= 1)
+        self._near[token] = count
+        return count
+
+    def typo_weight(self, t: str, u: str) -> float:
+        """Return -log(share of other names holding a word one typo from t or u)."""
+        seen = max(max(self.near_count(t), self.near_count(u)) - 2, 0)
         return self.log_n - math.log(seen + self.unseen)
 
 
@@ -432,7 +481,7 @@ def compare(left: NameProfile, right: NameProfile, stats: TokenStats, explain: b
                 if OSA.distance(t, u, score_cutoff=1) <= 1:
                     au[i] = bu[j] = True
                     links.add((i, j))
-                    tf += min(single.get(t, 0.0), single.get(u, 0.0))
+                    tf += stats.typo_weight(t, u)
                     hits += 1
                     kind = 3
                     if explain:
@@ -463,18 +512,29 @@ def _extras(tokens: Sequence[str], used: Sequence[bool], explain: bool = False,
         last -= 1
     structural = trailing = inner = 0
     words: list[str] = []
+    regional = last + 1 < len(tokens) and _is_region(tokens[last + 1:])
     for i, t in enumerate(tokens):
         if used[i] or t in STOPWORDS:
             continue
         if explain:
             words.append(t)
-        if t in STRUCTURAL or (t in REGIONS and i > last) or t.isdigit():
+        if t in STRUCTURAL or t.isdigit() or (regional and i > last):
             structural += 1
         elif i > last:
             trailing += 1
         else:
             inner += 1
     return (structural, trailing, inner), words
+
+
+@lru_cache(maxsize=1 << 14)
+def _is_region(tail: tuple[str, ...]) -> bool:
+    """Return True when trailing words name a region or a country ("north america", "germany")."""
+    words = [t for t in tail if t not in STRUCTURAL]
+    phrase = " ".join(words)
+    if not phrase or phrase in REGIONS or all(t in REGIONS for t in words):
+        return bool(phrase)
+    return len(phrase) >= 4 and normalise_country(phrase) is not None
 
 
 def _words_level(lx: tuple[int, int, int], rx: tuple[int, int, int]) -> int:
@@ -503,6 +563,8 @@ def _deletions(token: str) -> set[str]:
 def blocking_keys(p: NameProfile, stats: TokenStats) -> set[str]:
     """Return a name's blocking keys: whole name, words, joined words, acronyms, typo variants."""
     content = _content(p.tokens)
+    if not content:
+        return set()
     keys = {"f:" + " ".join(sorted(p.tokens))}
     keys.update("t:" + t for t in content)
     for size in (2, 3):
@@ -530,17 +592,29 @@ def _keys_table(profiles: Sequence[NameProfile], stats: TokenStats) -> pa.Table:
     return pa.table({"pid": pa.array(pid, pa.int32()), "key": pa.array(key, pa.string())})
 
 
-def candidate_pairs(left: Sequence[NameProfile], right: Sequence[NameProfile] | None,
-                    stats: TokenStats, params: MatchParams = DEFAULT_PARAMS,
-                    con: duckdb.DuckDBPyConnection | None = None) -> pd.DataFrame:
-    """Return candidate (lp, rp) profile index pairs; with right None, pairs within left."""
-    own = con is None
-    con = con or duckdb.connect()
-    con.register("lk", _keys_table(left, stats))
-    con.register("rk", _keys_table(right, stats) if right is not None else con.table("lk"))
-    within = "AND l.pid < r.pid" if right is None else ""
-    n = stats.n
+def candidate_pairs(left: Sequence[NameProfile], right: Sequence[NameProfile],
+                    stats: TokenStats, params: MatchParams = DEFAULT_PARAMS) -> pd.DataFrame:
+    """Return candidate (lp, rp) pairs of indices into `left` and `right`."""
+    con = duckdb.connect()
+    try:
+        return _candidates(con, _keys_table(left, stats), _keys_table(right, stats), stats.n,
+                           params)
+    finally:
+        con.close()
+
+
+def _candidates(con: duckdb.DuckDBPyConnection, lk: pa.Table, rk: pa.Table, n: int,
+                params: MatchParams, anchors: pa.Table | None = None) -> pd.DataFrame:
+    """Join two key tables into candidate pairs; with anchors, only those left pids, not self."""
+    con.register("lk", lk)
+    con.register("rk", rk)
     k = params.candidates_per_profile
+    left_rows = "lk"
+    not_self = ""
+    if anchors is not None:
+        con.register("anchors", anchors)
+        left_rows = "(SELECT * FROM lk SEMI JOIN anchors USING (pid))"
+        not_self = "WHERE l.pid <> r.pid"
     out = con.execute(f"""
         WITH kl AS (SELECT key, count(*) AS nl FROM lk GROUP BY key),
         kr AS (SELECT key, count(*) AS nr FROM rk GROUP BY key),
@@ -550,18 +624,17 @@ def candidate_pairs(left: Sequence[NameProfile], right: Sequence[NameProfile] | 
         ),
         pairs AS (
             SELECT l.pid AS lp, r.pid AS rp, sum(g.w) AS s
-            FROM lk l JOIN good g USING (key) JOIN rk r USING (key)
-            WHERE true {within}
+            FROM {left_rows} l JOIN good g USING (key) JOIN rk r USING (key)
+            {not_self}
             GROUP BY ALL
         )
         SELECT lp, rp FROM pairs
         QUALIFY row_number() OVER (PARTITION BY lp ORDER BY s DESC, rp) <= {k}
              OR row_number() OVER (PARTITION BY rp ORDER BY s DESC, lp) <= {k}
     """).df()
-    con.unregister("lk")
-    con.unregister("rk")
-    if own:
-        con.close()
+    for view in ("lk", "rk", "anchors"):
+        if anchors is not None or view != "anchors":
+            con.unregister(view)
     return out
 
 
@@ -600,10 +673,14 @@ def _level_counts(levels: Ints, weights: Floats | None = None) -> dict[str, Floa
     return out
 
 
-def _estimate_u(levels: Ints) -> dict[str, Floats]:
-    """Return u probabilities from within-list pairs, with add-one smoothing."""
+def _estimate_u(levels: Ints, prior_pairs: float) -> dict[str, Floats]:
+    """Return u probabilities from within-list pairs, shrunk towards `REFERENCE_U`."""
     counts = _level_counts(levels)
-    return {f: (c + 1.0) / (c.sum() + len(c)) for f, c in counts.items()}
+    out = {}
+    for f, c in counts.items():
+        prior = np.array(REFERENCE_U[f]) * prior_pairs
+        out[f] = (c + prior) / (c.sum() + prior.sum())
+    return out
 
 
 # --------------------------------------------------------------------------- records
@@ -626,7 +703,8 @@ def _column(table: pa.Table, *names: str) -> list[Any] | None:
     """Return the first present column of `names` as a Python list, or None."""
     for n in names:
         if n in table.column_names:
-            return table.column(n).to_pylist()
+            values: list[Any] = table.column(n).to_pylist()
+            return values
     return None
 
 
@@ -642,7 +720,10 @@ def _side(table: pa.Table | pd.DataFrame) -> _Side:
     if codes is None:
         raw = _column(table, "country")
         codes = [normalise_country(c) for c in raw] if raw is not None else [None] * len(names)
-    domains = _column(table, "domain") or [None] * len(names)
+    domains = _column(table, "domain")
+    if domains is None:
+        sites = _column(table, "website")
+        domains = [identifying_domain(w) for w in sites] if sites else [None] * len(names)
     groups = _column(table, "group") or [None] * len(names)
     name_index: dict[str, int] = {}
     profiles: list[NameProfile] = []
@@ -693,7 +774,8 @@ def _field_log_ratios(left: _Side, right: _Side, lr: Ints, rr: Ints, params: Mat
     agree = sum(lshare[c] / nl * rshare[c] / nr for c in lshare)
     differs = math.log((1 - params.country_m) / max(1 - agree, 1e-6))
     dcounts: Counter[str] = Counter(d for d in (*left.domain, *right.domain) if d)
-    lcounts: Counter[str] = Counter(_label(d) for d in (*left.domain, *right.domain) if d)
+    lcounts: Counter[str] = Counter(d.split(".", 1)[0] for d in (*left.domain, *right.domain)
+                                    if d)
     dtotal = sum(dcounts.values()) or 1
     n = len(lr)
     c_lr, d_lr = np.zeros(n), np.zeros(n)
@@ -722,36 +804,49 @@ def _field_log_ratios(left: _Side, right: _Side, lr: Ints, rr: Ints, params: Mat
     return c_lr, d_lr, c_lvl, d_lvl
 
 
-def _posterior(lo: Floats, capped: Floats, lkey: Ints, rkey: Ints) -> Floats:
-    """Return each pair's match probability given its rivals on both sides.
+def _posterior(lo: Floats, capped: Floats, lkey: Ints, rkey: Ints) -> tuple[Floats, Floats]:
+    """Return each pair's match probability against its rivals, and on its own.
 
     Against rivals: e / (1 + sum over the left record's candidates + sum over the right
     record's candidates - e), with e the prior odds times the Bayes factor. On its own: the
-    logistic of the prior plus the evidence with the name's part capped (a same-named other
-    company exists now and then). The probability is the smaller of the two.
+    logistic of the prior plus the evidence with the name's part capped (a similarly named
+    other company exists now and then). A pair's probability is the smaller of the two.
     """
     e = np.exp(np.minimum(lo, 60.0))
     row = np.bincount(lkey, weights=e)[lkey]
     col = np.bincount(rkey, weights=e)[rkey]
-    rivals = e / (1.0 + row + col - e)
-    alone = 1.0 / (1.0 + np.exp(-np.clip(capped, -60.0, 60.0)))
-    return np.asarray(np.minimum(rivals, alone), np.float64)
+    rivals = np.asarray(e / (1.0 + row + col - e), np.float64)
+    alone = np.asarray(1.0 / (1.0 + np.exp(-np.clip(capped, -60.0, 60.0))), np.float64)
+    return rivals, alone
+
+
+@dataclass
+class _Fitted:
+    """The fitted model and, per record pair, its log Bayes factor, prior and probabilities."""
+
+    model: NameModel
+    log_bf: Floats
+    prior: Floats
+    against_rivals: Floats
+    alone: Floats
+
+    @property
+    def probability(self) -> Floats:
+        """Return the match probability: the smaller of the two."""
+        return np.minimum(self.against_rivals, self.alone)
 
 
 def _fit(levels: Ints, tf: Floats, fields: Floats, lkey: Ints, rkey: Ints, group: Ints,
-         n_left: int, n_right: Ints, u: dict[str, Floats], params: MatchParams,
-         ) -> tuple[NameModel, Floats, Floats, Floats]:
+         n_left: int, n_right: Ints, u: dict[str, Floats], params: MatchParams) -> _Fitted:
     """Fit the number of matches (and m, if asked) by EM; return model, log BF, p, prior."""
     m = {f: np.array(PRIOR_M[f], np.float64) for f in FEATURES}
     small = np.minimum(n_left, n_right).astype(np.float64)
     large = np.maximum(n_left, n_right).astype(np.float64)
-    matches = params.initial_overlap * small
+    matches: Floats = params.initial_overlap * small
     model = NameModel(m, u, float(matches.sum()))
     words = levels[:, FEATURES.index("words")]
     legal_k = FEATURES.index("legal")
-    log_bf = tf + fields
-    p = np.zeros(len(tf))
-    prior = np.zeros(len(tf))
+    fit = _Fitted(model, tf + fields, np.zeros(len(tf)), np.zeros(len(tf)), np.zeros(len(tf)))
     for _ in range(max(params.iterations, 1)):
         ratios = model.log_ratios()
         # legal forms, like countries, tell a company from its namesake abroad: not capped
@@ -765,8 +860,9 @@ def _fit(levels: Ints, tf: Floats, fields: Floats, lkey: Ints, rkey: Ints, group
         cap = (np.log(large / params.name_twin_rate)[group]
                + np.log(model.m["words"] / np.array(NAMESAKE_WORDS))[words])
         capped = -np.logaddexp(-name, -cap) + legal + fields
-        p = _posterior(log_bf + prior, capped + prior, lkey, rkey)
-        matches = np.bincount(group, weights=p, minlength=len(small))
+        rivals, alone = _posterior(log_bf + prior, capped + prior, lkey, rkey)
+        p = np.minimum(rivals, alone)
+        matches = np.bincount(group, weights=p, minlength=len(small)).astype(np.float64)
         new_m = model.m
         if params.estimate_m:
             counts = _level_counts(levels, p)
@@ -774,8 +870,10 @@ def _fit(levels: Ints, tf: Floats, fields: Floats, lkey: Ints, rkey: Ints, group
             for f in FEATURES:
                 prior_m = np.array(PRIOR_M[f]) * params.prior_strength
                 new_m[f] = (counts[f] + prior_m) / (counts[f].sum() + prior_m.sum())
+        # the model these probabilities came from, with the number of matches they imply
+        fit = _Fitted(NameModel(model.m, u, float(matches.sum())), log_bf, prior, rivals, alone)
         model = NameModel(new_m, u, float(matches.sum()))
-    return model, log_bf, p, prior
+    return fit
 
 
 def match_names(left: pa.Table | pd.DataFrame, right: pa.Table | pd.DataFrame, *,
@@ -784,20 +882,35 @@ def match_names(left: pa.Table | pd.DataFrame, right: pa.Table | pd.DataFrame, *
     """Match two account tables on names (and country and domain when present).
 
     Each side has `id` and `name` (or an already normalised `name_key`), and optionally
-    `country` (any spelling) or `country_code` (ISO alpha-2), and `domain` (registrable).
+    `country` (any spelling) or `country_code` (ISO alpha-2), and `domain` (an identifying
+    registrable domain) or `website` (any form; social and free-mail sites are ignored).
     A right-side `group` column (e.g. partner id) makes each group a separate list: its
     records compete only with each other. Returns a pyarrow table of (left_id, right_id,
     probability, evidence) with probability >= threshold, evidence a JSON string; with
     `return_model`, also the fitted `NameModel`.
     """
+    clock = _Clock()
     lside, rside = _side(left), _side(right)
+    if not len(lside.name_pid) or not len(rside.name_pid):
+        empty = pa.table({"left_id": pa.array([], pa.string()),
+                          "right_id": pa.array([], pa.string()),
+                          "probability": pa.array([], pa.float64()),
+                          "evidence": pa.array([], pa.string())})
+        return (empty, NameModel({}, {})) if return_model else empty
     stats = TokenStats([*lside.profiles, *rside.profiles], params.unseen_token_count)
+    clock.lap(f"profiles: {len(lside.profiles):,} and {len(rside.profiles):,} names")
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     try:
-        names = candidate_pairs(lside.profiles, rside.profiles, stats, params, con)
-        u = _within_list_u(lside.profiles, rside.profiles, stats, params, con)
+        lkeys, rkeys = _keys_table(lside.profiles, stats), _keys_table(rside.profiles, stats)
+        clock.lap(f"blocking keys: {lkeys.num_rows + rkeys.num_rows:,}")
+        names = _candidates(con, lkeys, rkeys, stats.n, params)
+        clock.lap(f"candidates: {len(names):,} name pairs")
+        u = _within_list_u([(lside.profiles, lkeys), (rside.profiles, rkeys)], stats, params, con)
+        clock.lap("u from within-list pairs")
         comps = [compare(lside.profiles[a], rside.profiles[b], stats)
                  for a, b in zip(names.lp.tolist(), names.rp.tolist(), strict=True)]
+        clock.lap("compared")
         keep = np.array([c.possible for c in comps], bool)
         names = names[keep].reset_index(drop=True)
         comps = [c for c, k in zip(comps, keep, strict=True) if k]
@@ -818,8 +931,11 @@ def match_names(left: pa.Table | pd.DataFrame, right: pa.Table | pd.DataFrame, *
     n_right = np.bincount(rec_group, minlength=len(group_names))
     group = rec_group[rrec]
     lkey = lrec * len(group_names) + group
-    model, log_bf, prob, prior = _fit(levels, tf, c_lr + d_lr, lkey, rrec, group,
-                                      len(lside.name_pid), n_right, u, params)
+    clock.lap(f"record pairs: {len(lrec):,}")
+    fit = _fit(levels, tf, c_lr + d_lr, lkey, rrec, group, len(lside.name_pid), n_right, u,
+               params)
+    model, prob = fit.model, fit.probability
+    clock.lap("fitted")
     chosen = np.flatnonzero(prob >= threshold)
     ratios = model.log_ratios()
     rows_l: list[str] = []
@@ -834,7 +950,9 @@ def match_names(left: pa.Table | pd.DataFrame, right: pa.Table | pd.DataFrame, *
         lp, rp = lside.profiles[lside.name_pid[i]], rside.profiles[rside.name_pid[j]]
         cmp = compare(lp, rp, stats, explain=True)
         ev = _evidence(cmp, ratios, float(c_lr[k]), float(d_lr[k]), int(c_lvl[k]),
-                       int(d_lvl[k]), float(log_bf[k]), float(prior[k]), int(rivals[k]))
+                       int(d_lvl[k]), float(fit.log_bf[k]), float(fit.prior[k]), int(rivals[k]))
+        ev["probability"] = {"against_rivals": round(float(fit.against_rivals[k]), 4),
+                             "alone": round(float(fit.alone[k]), 4)}
         text = json.dumps(ev, sort_keys=True)
         for a in lmembers[i]:
             for b in rmembers[j]:
@@ -842,6 +960,7 @@ def match_names(left: pa.Table | pd.DataFrame, right: pa.Table | pd.DataFrame, *
                 rows_r.append(b)
                 probs.append(float(prob[k]))
                 evidence.append(text)
+    clock.lap(f"explained {len(chosen):,} matches")
     out = pa.table({
         "left_id": pa.array(rows_l, pa.string()),
         "right_id": pa.array(rows_r, pa.string()),
@@ -849,6 +968,19 @@ def match_names(left: pa.Table | pd.DataFrame, right: pa.Table | pd.DataFrame, *
         "evidence": pa.array(evidence, pa.string()),
     })
     return (out, model) if return_model else out
+
+
+class _Clock:
+    """Logs how long each step of a match took."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.perf_counter()
+
+    def lap(self, what: str) -> None:
+        """Log one step's duration."""
+        now = time.perf_counter()
+        log.info("%s (%.1fs, %.1fs in all)", what, now - self.last, now - self.start)
+        self.last = now
 
 
 def _members(side: _Side) -> list[list[str]]:
@@ -859,22 +991,28 @@ def _members(side: _Side) -> list[list[str]]:
     return out
 
 
-def _within_list_u(left: Sequence[NameProfile], right: Sequence[NameProfile], stats: TokenStats,
+def _within_list_u(sides: Sequence[tuple[Sequence[NameProfile], pa.Table]], stats: TokenStats,
                    params: MatchParams, con: duckdb.DuckDBPyConnection) -> dict[str, Floats]:
-    """Estimate u from candidate pairs of different names within each list."""
-    rng = random.Random(params.seed)
-    chunks = []
-    for side in (left, right):
-        sample = list(side)
-        if len(sample) > params.u_sample:
-            sample = rng.sample(sample, params.u_sample)
-        pairs = candidate_pairs(sample, None, stats, params, con)
+    """Estimate u from candidate pairs of two different names of one list (other companies).
+
+    A sample of each list's names is blocked against the whole list, as in matching, so that
+    the pairs are as alike as the candidates of a real match; then a sample of pairs is scored.
+    """
+    rng = np.random.default_rng(params.seed)
+    chunks: list[tuple[int, ...]] = []
+    for profiles, keys in sides:
+        n = len(profiles)
+        anchors = np.arange(n) if n <= params.u_sample else rng.choice(n, params.u_sample, False)
+        pairs = _candidates(con, keys, keys, stats.n, params,
+                            pa.table({"pid": pa.array(anchors, pa.int32())}))
+        if len(pairs) > params.u_pairs:
+            pairs = pairs.sample(params.u_pairs, random_state=params.seed)
         for a, b in zip(pairs.lp.tolist(), pairs.rp.tolist(), strict=True):
-            c = compare(sample[a], sample[b], stats)
+            c = compare(profiles[a], profiles[b], stats)
             if c.possible:
                 chunks.append(c.levels)
     levels = np.array(chunks, np.int64).reshape(-1, len(FEATURES))
-    return _estimate_u(levels)
+    return _estimate_u(levels, params.u_prior_pairs)
 
 
 def _record_pairs(con: duckdb.DuckDBPyConnection, names: pd.DataFrame, left: _Side,
