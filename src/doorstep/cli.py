@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -12,14 +13,27 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.rule import Rule
 from rich.table import Table
 
+from doorstep.act import (
+    REJECT_REASONS,
+    ActReport,
+    LeadActionError,
+    LeadChange,
+    accept_lead,
+    act,
+    mark_intro_made,
+    reject_lead,
+)
 from doorstep.config import ConfigError
-from doorstep.ingest import ImportFailure, ImportReport, import_workspace, init_workspace
 from doorstep.demo import create_demo_workspace
+from doorstep.ingest import ImportFailure, ImportReport, import_workspace, init_workspace
 from doorstep.ingest.contract import RELATIONSHIPS, TABLES
 from doorstep.map import POPULATIONS, MapReport, map_accounts, overlap_matrix
+from doorstep.qualify import QualifyReport, funnel, qualify_leads
 from doorstep.store.export import EXPORTS, write_csv
+from doorstep.web.commands import register as register_web_commands
 from doorstep.workspace import Workspace, open_workspace
 
 app = typer.Typer(
@@ -33,7 +47,7 @@ err = Console(stderr=True)
 
 WorkspacePath = Annotated[Path, typer.Argument(help="The workspace folder.")]
 
-USER_ERRORS = (ConfigError, ImportFailure)
+USER_ERRORS = (ConfigError, ImportFailure, LeadActionError)
 
 
 def _fail(message: str) -> None:
@@ -197,6 +211,147 @@ def run_map(workspace: Workspace) -> MapReport:
 
 
 @app.command()
+def qualify(path: WorkspacePath) -> None:
+    """The four gates: turn overlaps into leads (EQLs and candidates with their reasons)."""
+    run_qualify(_open(path))
+
+
+def run_qualify(workspace: Workspace) -> QualifyReport:
+    """Qualify the workspace's overlaps and print what changed and the funnel by gate."""
+    with err.status("qualifying leads"):
+        result = qualify_leads(workspace)
+    for note in result.notes:
+        err.print(f"[yellow]note:[/] {note}", highlight=False)
+    console.print(
+        f"{result.leads:,} leads: {result.created:,} new, {result.changed:,} changed, "
+        f"{result.unchanged:,} unchanged; {result.events:,} events; "
+        f"{result.warmth_requests:,} warmth checks queued for partners; "
+        f"{result.excluded_customers:,} existing customers left out."
+    )
+    table = Table(title="Funnel by gate", title_justify="left")
+    for column in ("step", "leads", "lost at this gate", "share lost"):
+        table.add_column(column, justify="left" if column == "step" else "right")
+    for step in funnel(workspace):
+        table.add_row(step.step, f"{step.count:,}", f"{step.lost:,}", f"{step.share_lost:.0%}")
+    console.print(table)
+    return result
+
+
+@app.command("act")
+def act_(
+    path: WorkspacePath,
+    send: Annotated[bool, typer.Option(help="Deliver queued messages now.")] = True,
+) -> None:
+    """Route EQLs to an owner with an action and a deadline; queue and deliver the messages."""
+    run_act(_open(path), send=send)
+
+
+def run_act(workspace: Workspace, *, send: bool = True) -> ActReport:
+    """Route, queue and (optionally) deliver, then print who got what and what is overdue."""
+    with user_errors(), err.status("routing EQLs and delivering messages"):
+        result = act(workspace, send=send)
+    routed = Table(title=f"Routed {len(result.routed):,} EQLs", title_justify="left")
+    for column in ("lead", "account", "owner", "action", "due", "rule"):
+        routed.add_column(column)
+    for lead in result.routed[:20]:
+        routed.add_row(lead.lead_id, lead.account_id, lead.owner_id, lead.action,
+                       f"{lead.due_at:%Y-%m-%d}" if lead.due_at else "", lead.rule or "")
+    if result.routed:
+        console.print(routed)
+        if len(result.routed) > 20:
+            console.print(f"... and {len(result.routed) - 20:,} more "
+                          f"(doorstep export {workspace.path} leads)")
+    if result.no_motion:
+        console.print(f"{len(result.no_motion):,} EQLs found no owner and stay candidates "
+                      f"with reason 'no motion' (first: {result.no_motion[0].reason}).")
+    queued = ", ".join(f"{n:,} {a}" for a, n in result.queued.items()) or "nothing new"
+    console.print(f"Queued: {queued}.")
+    if result.delivery is not None:
+        d = result.delivery
+        console.print(f"Delivered: {d.sent:,} sent, {d.failed:,} failed (will retry), "
+                      f"{d.dead:,} dead; {d.pending:,} pending.")
+    elif not send:
+        console.print(f"Not sent yet: deliver with `doorstep act {workspace.path}`.")
+    if result.overdue:
+        console.print(f"[red]{len(result.overdue):,} motions are overdue[/]; "
+                      f"{result.escalations:,} escalated now.")
+    for problem in result.problems:
+        err.print(f"[yellow]warning:[/] {problem}", highlight=False)
+    return result
+
+
+lead_app = typer.Typer(help="A rep's actions on a lead: accept, reject, intro made.",
+                       no_args_is_help=True)
+app.add_typer(lead_app, name="lead")
+ActorOption = Annotated[str | None, typer.Option(help="Who acts (email); default: the owner.")]
+
+
+@lead_app.command("accept")
+def lead_accept(path: WorkspacePath, lead_id: str, actor: ActorOption = None) -> None:
+    """Accept a lead routed to you."""
+    _print_change(lambda ws: accept_lead(ws, lead_id, actor=actor), path)
+
+
+@lead_app.command("reject")
+def lead_reject(
+    path: WorkspacePath, lead_id: str,
+    reason: Annotated[str, typer.Option(help=f"One of: {', '.join(REJECT_REASONS)}.")],
+    note: Annotated[str | None, typer.Option(help="Free text kept with the reason.")] = None,
+    actor: ActorOption = None,
+) -> None:
+    """Reject a lead with a reason (it feeds the measurement)."""
+    _print_change(lambda ws: reject_lead(ws, lead_id, reason, note=note, actor=actor), path)
+
+
+@lead_app.command("intro")
+def lead_intro(path: WorkspacePath, lead_id: str, actor: ActorOption = None) -> None:
+    """Mark that the partner made the introduction."""
+    _print_change(lambda ws: mark_intro_made(ws, lead_id, actor=actor), path)
+
+
+def _print_change(change: Callable[[Workspace], LeadChange], path: Path) -> None:
+    workspace = _open(path)
+    with user_errors():
+        done = change(workspace)
+    console.print(f"{done.lead_id}: {done.from_status} -> {done.to_status} by {done.actor}")
+
+
+@app.command()
+def run(
+    path: WorkspacePath,
+    send: Annotated[bool, typer.Option(help="Deliver queued messages now.")] = True,
+) -> None:
+    """Import, map, qualify, act and report, in order."""
+    run_pipeline(_open(path), send=send)
+
+
+@app.command()
+def report(
+    path: WorkspacePath,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    html: Annotated[
+        Path | None, typer.Option(help="Also write a self-contained HTML report here.")
+    ] = None,
+) -> None:
+    """Conversion per lead type with intervals, and the verdict of EQLs vs MQLs."""
+    run_report(_open(path), as_json=as_json, html=html)
+
+
+def run_report(workspace: Workspace, *, as_json: bool = False, html: Path | None = None) -> None:
+    """Measure and print the report (text or JSON), optionally writing the HTML file."""
+    from doorstep.measure import build_report, render_text, report_json, write_html
+
+    result = build_report(workspace)
+    if as_json:
+        sys.stdout.write(json.dumps(report_json(result), indent=2, default=str) + "\n")
+    else:
+        for part in render_text(result):
+            console.print(part)
+    if html is not None:
+        err.print(f"wrote {write_html(result, html)}")
+
+
+@app.command()
 def demo(
     path: WorkspacePath,
     accounts: Annotated[int, typer.Option(min=100, help="How many of our accounts.")] = 5000,
@@ -221,17 +376,25 @@ def demo(
         f"accounts; {world.bad_rows} deliberately bad rows (see {path / 'truth'})."
     )
     workspace = _open(path)
-    run_pipeline(workspace)
+    # The demo has no mail server: messages wait in the outbox (doorstep export PATH deliveries).
+    run_pipeline(workspace, send=False)
     console.print(
         f"\nNext: look at the quarantine (doorstep export {path} quarantine) and the overlaps "
         f"(doorstep export {path} overlaps)."
     )
 
 
-def run_pipeline(workspace: Workspace) -> None:
-    """Every stage that exists, in order, each printing its own summary."""
+def run_pipeline(workspace: Workspace, *, send: bool = True) -> None:
+    """Every stage in order, each printing its own summary."""
     run_import(workspace)
     run_map(workspace)
+    run_qualify(workspace)
+    run_act(workspace, send=send)
+    console.print(Rule("Report"))
+    run_report(workspace)
+
+
+register_web_commands(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 CONFIG_FILE = "doorstep.toml"
 DATABASE_URL_ENV = "DOORSTEP_DATABASE_URL"
@@ -27,6 +27,11 @@ class StoreConfig(_Section):
     )
 
 
+class IcpRange(_Section):
+    min: float | None = None
+    max: float | None = None
+
+
 class IcpConfig(_Section):
     industries: list[str] = Field(default_factory=list)
     countries: list[str] = Field(default_factory=list)
@@ -34,6 +39,21 @@ class IcpConfig(_Section):
     employees_max: int | None = 5000
     revenue_min: float | None = None
     revenue_max: float | None = None
+    extra: dict[str, list[str | int | float | bool] | IcpRange] = Field(
+        default_factory=dict,
+        description="more rules on any account column or attribute: a list of allowed values "
+        "or a range {min, max}",
+    )
+    learned_min_probability: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="also require this win probability from a model learned on won/lost "
+        "accounts (needs scikit-learn)",
+    )
+    learned_min_history: int = Field(
+        30, ge=2, description="accounts with a closed opportunity needed to learn that model"
+    )
 
 
 class WarmthConfig(_Section):
@@ -42,12 +62,130 @@ class WarmthConfig(_Section):
     min_score: float = Field(50, ge=0, le=100)
 
 
+class SlaDaysConfig(_Section):
+    partner_intro: int = Field(3, ge=0)
+    co_sell: int = Field(5, ge=0)
+    rep_outreach: int = Field(2, ge=0)
+
+
+class QualifyConfig(_Section):
+    include_customers: bool = Field(
+        False, description="also qualify accounts that are already our customers"
+    )
+    sla_days: SlaDaysConfig = Field(default_factory=lambda: SlaDaysConfig())
+
+
+MotionActionName = Literal["partner_intro", "co_sell", "rep_outreach"]
+RoutingRuleName = Literal["account_owner", "territory_round_robin", "partner_manager", "queue"]
+ChannelName = Literal["email", "webhook", "slack"]
+
+
+class ConditionRange(_Section):
+    min: float | None = None
+    max: float | None = None
+
+
+# A condition on one lead or account value: equal to a value, one of a list, or in a range.
+Condition = str | int | float | bool | list[str | int | float | bool] | ConditionRange
+
+
+class RoutingRule(_Section):
+    rule: RoutingRuleName
+    when: dict[str, Condition] = Field(
+        default_factory=dict, description="the rule applies only to leads matching every condition"
+    )
+    action: MotionActionName | None = Field(
+        None, description="the action for leads this rule routes; default: the [routing] actions"
+    )
+    queue: str | None = Field(None, description="for rule = 'queue': a rep_id or an email")
+
+    @model_validator(mode="after")
+    def _queue_named(self) -> RoutingRule:
+        if self.rule == "queue" and not (self.queue or "").strip():
+            raise ValueError("rule 'queue' needs queue = a rep_id or an email")
+        if self.rule != "queue" and self.queue is not None:
+            raise ValueError(f"queue is only for rule 'queue', not '{self.rule}'")
+        return self
+
+
+class ActionRule(_Section):
+    action: MotionActionName
+    when: dict[str, Condition] = Field(default_factory=dict)
+
+
+class WarmthBands(_Section):
+    high: float = Field(75, ge=0, le=100, description="warmth score from which a lead is 'high'")
+    medium: float = Field(50, ge=0, le=100, description="... 'medium'; below it 'low'")
+
+
+def _default_routing_rules() -> list[RoutingRule]:
+    return [RoutingRule(rule="account_owner"), RoutingRule(rule="territory_round_robin")]
+
+
+def _default_action_rules() -> list[ActionRule]:
+    return [
+        ActionRule(action="partner_intro", when={"relationship": "customer", "answer": "strong"}),
+        ActionRule(action="co_sell", when={"relationship": "opportunity"}),
+    ]
+
+
+class RoutingConfig(_Section):
+    rules: list[RoutingRule] = Field(
+        default_factory=_default_routing_rules, description="tried in order; the first owner wins"
+    )
+    actions: list[ActionRule] = Field(
+        default_factory=_default_action_rules, description="tried in order; the first match wins"
+    )
+    default_action: MotionActionName = "rep_outreach"
+    warmth_bands: WarmthBands = Field(default_factory=lambda: WarmthBands())
+
+
+def _email_only() -> list[ChannelName]:
+    return ["email"]
+
+
+class ActChannels(_Section):
+    rep: list[ChannelName] = Field(default_factory=_email_only)
+    partner: list[ChannelName] = Field(default_factory=_email_only)
+    escalation: list[ChannelName] = Field(default_factory=_email_only)
+
+
+class ActConfig(_Section):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    channels: ActChannels = Field(default_factory=lambda: ActChannels())
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(25, gt=0, lt=65536)
+    smtp_starttls: bool = False
+    smtp_username: str | None = Field(None, description="password: DOORSTEP_SMTP_PASSWORD")
+    sender: str = Field("doorstep@localhost", alias="from")
+    webhook_url: str | None = None
+    webhook_secret: str | None = Field(None, description="DOORSTEP_WEBHOOK_SECRET overrides it")
+    slack_webhook_url: str | None = None
+    timeout_seconds: float = Field(10, gt=0)
+    max_attempts: int = Field(5, ge=1)
+    retry_seconds: float = Field(60, ge=0, description="first retry delay; doubles each attempt")
+    max_retry_seconds: float = Field(6 * 3600, ge=0)
+    lease_seconds: float = Field(
+        300, ge=0, description="a claimed delivery a stopped worker left is retried after this"
+    )
+    batch_size: int = Field(100, ge=1)
+    escalate: bool = True
+
+
 class MappingConfig(_Section):
     threshold: float = Field(0.9, ge=0, le=1, description="minimum match probability")
 
 
 class MeasureConfig(_Section):
     window_days: int = Field(90, gt=0)
+    holdout_share: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="share of EQLs (drawn by a hash of the lead id) that get no motion, "
+        "to measure the motion's lift against",
+    )
 
 
 class Config(_Section):
@@ -56,7 +194,10 @@ class Config(_Section):
     store: StoreConfig = Field(default_factory=lambda: StoreConfig())
     icp: IcpConfig = Field(default_factory=lambda: IcpConfig())
     warmth: WarmthConfig = Field(default_factory=lambda: WarmthConfig())
+    qualify: QualifyConfig = Field(default_factory=lambda: QualifyConfig())
     mapping: MappingConfig = Field(default_factory=lambda: MappingConfig())
+    routing: RoutingConfig = Field(default_factory=lambda: RoutingConfig())
+    act: ActConfig = Field(default_factory=lambda: ActConfig())
     measure: MeasureConfig = Field(default_factory=lambda: MeasureConfig())
 
 
@@ -110,18 +251,87 @@ employees_min = 50
 employees_max = 5000
 # revenue_min = 1_000_000
 # revenue_max = 500_000_000
+# More rules on any account column or extra column: allowed values, or a range.
+# extra = { segment = ["enterprise", "mid-market"], seats = { min = 20 } }
+# A rule on a value the account does not have fails with "<column> unknown".
+# A learned rule: a model of our won and lost accounts must give at least this win
+# probability. It can only fail accounts, never pass one the rules above fail.
+# learned_min_probability = 0.2
+# learned_min_history = 30    # accounts with a closed opportunity needed to learn it
 
 [warmth]
-# With require_confirmation, a lead is warm only when the partner answers strong or some.
+# With require_confirmation, a lead is warm only when the partner answers strong or some;
+# without it, a warmth score of at least min_score is enough. An answer 'none' is never warm.
 require_confirmation = true
 max_activity_age_days = 180   # partner activity older than this counts as cold
 min_score = 50                # warmth score (0-100) needed to ask the partner
+
+[qualify]
+# Our existing customers are left out unless this is true.
+include_customers = false
+
+[qualify.sla_days]
+# Days an owner has to act on an EQL, by action.
+partner_intro = 3
+co_sell = 5
+rep_outreach = 2
+
+[routing]
+# Who owns an EQL: rules tried in order, the first that finds an active rep with spare
+# capacity (capacity minus open leads) wins. Rules: account_owner, territory_round_robin
+# (the account territory's active reps, fewest open leads first), partner_manager (of the
+# chosen partner), queue (a rep_id or an email). `when` limits a rule to matching leads, on
+# any lead or account value: a value, a list of values, or a range { min, max }. `action`
+# sets the action for the leads a rule routes. Nothing resolves: the lead stays a candidate.
+rules = [
+  { rule = "account_owner" },
+  { rule = "territory_round_robin" },
+]
+# rules = [
+#   { rule = "partner_manager", when = { warmth_band = "high", relationship = "customer" } },
+#   { rule = "account_owner", when = { employees = { min = 1000 } } },
+#   { rule = "territory_round_robin" },
+#   { rule = "queue", queue = "partner-leads@example.com", action = "rep_outreach" },
+# ]
+# The action, first match wins: partner_intro (the partner introduces our rep), co_sell
+# (a joint account plan with the partner), rep_outreach (our rep names the partner).
+actions = [
+  { action = "partner_intro", when = { relationship = "customer", answer = "strong" } },
+  { action = "co_sell", when = { relationship = "opportunity" } },
+]
+default_action = "rep_outreach"
+# warmth_band is "high" from this warmth score, "medium" from that, else "low".
+warmth_bands = { high = 75, medium = 50 }
+
+[act]
+# Channels per audience: "email", "webhook" (JSON, HMAC-SHA256 signed), "slack".
+channels = { rep = ["email"], partner = ["email"], escalation = ["email"] }
+smtp_host = "localhost"
+smtp_port = 25
+smtp_starttls = false
+# smtp_username = "doorstep"         # password: DOORSTEP_SMTP_PASSWORD
+from = "doorstep@localhost"
+# webhook_url = "https://crm.example.com/hooks/doorstep"
+# webhook_secret = "..."             # or DOORSTEP_WEBHOOK_SECRET
+# slack_webhook_url = "https://hooks.slack.com/services/..."
+timeout_seconds = 10
+max_attempts = 5          # then the delivery is dead
+retry_seconds = 60        # first retry after this; doubles each attempt
+max_retry_seconds = 21600
+lease_seconds = 300       # a delivery a stopped worker was sending is retried after this
+batch_size = 100
+escalate = true           # overdue motions go to the rep's manager (reps column manager_id),
+                          # else to the partner manager
 
 [mapping]
 # Minimum match probability for a fuzzy (probabilistic) account match.
 threshold = 0.9
 
 [measure]
-# An opportunity counts for a lead when created within this many days after it.
+# An opportunity counts for a lead when created within this many days after it (one that names
+# the lead in its lead_id always counts). Leads younger than this are still open.
 window_days = 90
+# Share of EQLs that get no motion (a stable draw by lead id), so the report can measure the
+# motion's lift against them. 0 means no holdout.
+holdout_share = 0.0
 """

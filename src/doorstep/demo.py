@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-from doorstep.config import CONFIG_FILE, ConfigError, DEFAULT_TOML
+from doorstep.config import CONFIG_FILE, DEFAULT_TOML, ConfigError
 from doorstep.demo_world import WorldSummary, generate_world
 
 DEMO_ICP = """\

@@ -10,7 +10,15 @@ from typing import IO, Any, TypeAlias
 from sqlalchemy import Select, select
 
 from doorstep.store.db import Store
-from doorstep.store.models import Overlap, QuarantinedRow
+from doorstep.store.models import (
+    Delivery,
+    Lead,
+    LeadEvent,
+    Overlap,
+    PartnerAccount,
+    QuarantinedRow,
+    WarmthRequest,
+)
 
 Query: TypeAlias = Select[*tuple[Any, ...]]
 
@@ -39,9 +47,81 @@ def _overlaps() -> Query:
     ).order_by(o.partner_id, o.partner_account_id, o.account_id)
 
 
+def _leads() -> Query:
+    lead = Lead
+    return select(
+        lead.lead_id,
+        lead.account_id,
+        lead.status,
+        lead.partner_id,
+        lead.failed_gates,
+        lead.reason,
+        lead.warmth_score,
+        lead.fit_score,
+        lead.owner_id,
+        lead.action,
+        lead.due_at,
+    ).order_by(lead.lead_id)
+
+
+def _warmth_requests() -> Query:
+    """Open warmth checks, grouped per partner, warmest first: each partner's to-answer list."""
+    w, pa = WarmthRequest, PartnerAccount
+    return (
+        select(
+            w.partner_id,
+            w.partner_account_id,
+            pa.name.label("account_name"),
+            pa.relationship,
+            w.warmth_score,
+            w.requested_at,
+        )
+        .join(
+            pa,
+            (pa.partner_id == w.partner_id) & (pa.partner_account_id == w.partner_account_id),
+        )
+        .where(w.status == "open")
+        .order_by(w.partner_id, w.warmth_score.desc(), w.partner_account_id)
+    )
+
+
+def _deliveries() -> Query:
+    d = Delivery
+    return select(
+        d.delivery_id,
+        d.lead_id,
+        d.channel,
+        d.recipient,
+        d.action,
+        d.idempotency_key,
+        d.status,
+        d.attempts,
+        d.last_error,
+        d.sent_at,
+    ).order_by(d.delivery_id)
+
+
+def _events() -> Query:
+    e = LeadEvent
+    return select(
+        e.event_id,
+        e.lead_id,
+        e.kind,
+        e.from_status,
+        e.to_status,
+        e.actor,
+        e.at,
+        e.detail,
+    ).order_by(e.event_id)
+
+
 EXPORTS: dict[str, Callable[[], Query]] = {
     "overlaps": _overlaps,
     "quarantine": _quarantine,
+    "leads": _leads,
+    "warmth_requests": _warmth_requests,
+    "deliveries": _deliveries,
+    "events": _events,
 }
 
 

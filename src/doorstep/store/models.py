@@ -215,3 +215,61 @@ IMPORTED_MODELS: dict[str, type[Base]] = {
     "opportunities": Opportunity,
     "warmth_answers": WarmthAnswer,
 }
+
+
+class WarmthRequest(Base):
+    """A warmth check put to a partner about one of its accounts; one per partner account."""
+
+    __tablename__ = "warmth_requests"
+    partner_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    partner_account_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(200), index=True)
+    lead_id: Mapped[str] = mapped_column(String(200))
+    warmth_score: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    requested_at: Mapped[datetime] = mapped_column(DateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+# The outbox worker claims by status and due time (act stage).
+Index("ix_deliveries_due", Delivery.status, Delivery.next_attempt_at)
+
+
+# --- web app: users, API tokens, and the indexes its pages read by ----------------------------
+
+
+class User(Base):
+    """Someone who signs in to the web app: one role, and for reps and partners their scope."""
+
+    __tablename__ = "users"
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(20))
+    partner_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    rep_id: Mapped[str | None] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(default=True)
+    # Changing it (a new password, a deactivation) ends every session signed with the old one.
+    session_stamp: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class ApiToken(Base):
+    """A user's API token, kept only as its SHA-256 hash; the token itself is shown once."""
+
+    __tablename__ = "api_tokens"
+    token_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+# A partner's leads newest first, a rep's queue by due date, overdue motions, a partner's overlaps.
+Index("ix_leads_partner_updated", Lead.partner_id, Lead.updated_at, Lead.lead_id)
+Index("ix_leads_owner_due", Lead.owner_id, Lead.due_at, Lead.lead_id)
+Index("ix_leads_status_due", Lead.status, Lead.due_at, Lead.lead_id)
+Index("ix_overlaps_partner", Overlap.partner_id, Overlap.partner_account_id)

@@ -1,0 +1,43 @@
+"""act: route every EQL to an owner, queue and deliver the motion's messages, escalate when late."""
+
+from doorstep.act.rep_actions import (
+    REJECT_REASONS,
+    LeadActionError,
+    LeadChange,
+    accept_lead,
+    mark_intro_made,
+    reject_lead,
+)
+from doorstep.act.routing import (
+    MotionRouter,
+    MotionRules,
+    MotionVerdict,
+    lead_facts,
+    motion_rules,
+    resolve_motion,
+)
+from doorstep.act.stage import ActReport, OverdueMotion, RoutedLead, UnroutedLead, act
+from doorstep.act.worker import ChannelCounts, WorkerReport, deliver_due
+
+__all__ = [
+    "REJECT_REASONS",
+    "ActReport",
+    "ChannelCounts",
+    "LeadActionError",
+    "LeadChange",
+    "MotionRouter",
+    "MotionRules",
+    "MotionVerdict",
+    "OverdueMotion",
+    "RoutedLead",
+    "UnroutedLead",
+    "WorkerReport",
+    "accept_lead",
+    "act",
+    "deliver_due",
+    "lead_facts",
+    "mark_intro_made",
+    "motion_rules",
+    "reject_lead",
+    "resolve_motion",
+]

@@ -1,0 +1,262 @@
+"""Channels: how a queued message leaves doorstep — SMTP email, a signed JSON webhook, Slack.
+
+Every channel carries the delivery's idempotency key (email: the Message-ID and a header;
+webhooks: the `Idempotency-Key` header), so a receiver that sees a message twice after a
+worker crash can tell it is the same message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import smtplib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from typing import Any, Protocol
+
+import httpx
+
+from doorstep.config import ActConfig, ConfigError
+
+EMAIL = "email"
+WEBHOOK = "webhook"
+SLACK = "slack"
+CHANNELS = (EMAIL, WEBHOOK, SLACK)
+
+SIGNATURE_HEADER = "X-Doorstep-Signature"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+WEBHOOK_SECRET_ENV = "DOORSTEP_WEBHOOK_SECRET"
+SMTP_PASSWORD_ENV = "DOORSTEP_SMTP_PASSWORD"
+USER_AGENT = "doorstep"
+# Headers up to the RFC 5322 limit, so the key headers arrive unfolded and compare exactly.
+_EMAIL_POLICY = policy.SMTP.clone(max_line_length=998)
+
+
+class DeliveryError(Exception):
+    """A channel could not hand a message over; the worker retries it later."""
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A queued delivery as a channel sends it."""
+
+    delivery_id: int
+    lead_id: str
+    action: str
+    recipient: str
+    idempotency_key: str
+    subject: str
+    text: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Channel(Protocol):
+    """Something that sends messages; `send` raises DeliveryError when it cannot."""
+
+    name: str
+
+    def send(self, message: OutgoingMessage) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The signature header value for a webhook body: "sha256=" + hex HMAC-SHA256."""
+    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def signature_is_valid(secret: str, body: bytes, header: str | None) -> bool:
+    """Whether a received webhook's signature header matches its body (for receivers)."""
+    return header is not None and hmac.compare_digest(sign(secret, body), header)
+
+
+def webhook_body(message: OutgoingMessage) -> bytes:
+    """The JSON a webhook receives for a message; the same bytes on every retry."""
+    document = {
+        "idempotency_key": message.idempotency_key,
+        "delivery_id": message.delivery_id,
+        "lead_id": message.lead_id,
+        "action": message.action,
+        "recipient": message.recipient,
+        "subject": message.subject,
+        "text": message.text,
+        "data": dict(message.data),
+    }
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def slack_body(message: OutgoingMessage) -> bytes:
+    """The Slack incoming-webhook JSON for a message: {"text": ...}."""
+    text = f"*{message.subject}*\n{message.text}" if message.subject else message.text
+    return json.dumps({"text": text}).encode("utf-8")
+
+
+class EmailChannel:
+    """Email through an SMTP server, one connection reused for a worker run."""
+
+    name = EMAIL
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        sender: str,
+        *,
+        starttls: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.host, self.port, self.sender = host, port, sender
+        self.starttls, self.username, self.password = starttls, username, password
+        self.timeout = timeout
+        self._smtp: smtplib.SMTP | None = None
+
+    def _connection(self) -> smtplib.SMTP:
+        if self._smtp is None:
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            if self.starttls:
+                smtp.starttls()
+            if self.username:
+                smtp.login(self.username, self.password or "")
+            self._smtp = smtp
+        return self._smtp
+
+    def message(self, message: OutgoingMessage) -> EmailMessage:
+        """The email for a message; its Message-ID derives from the idempotency key."""
+        email = EmailMessage(policy=_EMAIL_POLICY)
+        email["From"] = self.sender
+        email["To"] = message.recipient
+        email["Subject"] = message.subject
+        email["Message-ID"] = f"<{message.idempotency_key}@doorstep>"
+        email["X-Doorstep-Idempotency-Key"] = message.idempotency_key
+        email["X-Doorstep-Lead"] = message.lead_id
+        email.set_content(message.text)
+        return email
+
+    def send(self, message: OutgoingMessage) -> None:
+        """Send one message; a connection problem drops the connection for the next try."""
+        if "@" not in message.recipient:
+            raise DeliveryError(f"recipient {message.recipient!r} is not an email address")
+        try:
+            self._connection().send_message(self.message(message))
+        except (smtplib.SMTPException, OSError) as exc:
+            self.close()
+            raise DeliveryError(f"SMTP {self.host}:{self.port}: {exc}") from exc
+
+    def close(self) -> None:
+        """Say goodbye to the SMTP server, if connected."""
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+
+
+class _HttpChannel:
+    """A POST of JSON to one URL; any answer but 2xx is a failure."""
+
+    name = ""
+
+    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+        self.url = url
+        self.client = httpx.Client(timeout=timeout, headers={"User-Agent": USER_AGENT})
+
+    def body(self, message: OutgoingMessage) -> bytes:
+        raise NotImplementedError
+
+    def headers(self, message: OutgoingMessage, body: bytes) -> dict[str, str]:
+        return {"Content-Type": "application/json", IDEMPOTENCY_HEADER: message.idempotency_key}
+
+    def send(self, message: OutgoingMessage) -> None:
+        """POST the message; raise DeliveryError on a network error or a non-2xx answer."""
+        body = self.body(message)
+        try:
+            response = self.client.post(self.url, content=body, headers=self.headers(message, body))
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"{self.name} {self.url}: {exc}") from exc
+        if not response.is_success:
+            answer = response.text[:200].strip()
+            raise DeliveryError(f"{self.name} {self.url}: HTTP {response.status_code} {answer}")
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self.client.close()
+
+
+class WebhookChannel(_HttpChannel):
+    """A generic JSON webhook, signed with HMAC-SHA256 of the body."""
+
+    name = WEBHOOK
+
+    def __init__(self, url: str, secret: str, *, timeout: float = 10.0) -> None:
+        super().__init__(url, timeout=timeout)
+        self.secret = secret
+
+    def body(self, message: OutgoingMessage) -> bytes:
+        return webhook_body(message)
+
+    def headers(self, message: OutgoingMessage, body: bytes) -> dict[str, str]:
+        return {**super().headers(message, body), SIGNATURE_HEADER: sign(self.secret, body)}
+
+
+class SlackChannel(_HttpChannel):
+    """A Slack incoming webhook."""
+
+    name = SLACK
+
+    def body(self, message: OutgoingMessage) -> bytes:
+        return slack_body(message)
+
+
+def _webhook_secret(config: ActConfig) -> str | None:
+    return os.environ.get(WEBHOOK_SECRET_ENV) or config.webhook_secret
+
+
+def check_channels(config: ActConfig) -> None:
+    """Raise ConfigError when a channel [act] uses lacks a setting it needs."""
+    used = set(config.channels.rep + config.channels.partner + config.channels.escalation)
+    if WEBHOOK in used and not config.webhook_url:
+        raise ConfigError("[act] uses the webhook channel but webhook_url is not set.")
+    if WEBHOOK in used and not _webhook_secret(config):
+        raise ConfigError(
+            f"[act] uses the webhook channel: set webhook_secret or {WEBHOOK_SECRET_ENV}."
+        )
+    if SLACK in used and not config.slack_webhook_url:
+        raise ConfigError("[act] uses the slack channel but slack_webhook_url is not set.")
+
+
+def open_channel(name: str, config: ActConfig) -> Channel:
+    """The channel called `name`, set up from [act]."""
+    if name == EMAIL:
+        return EmailChannel(
+            config.smtp_host,
+            config.smtp_port,
+            config.sender,
+            starttls=config.smtp_starttls,
+            username=config.smtp_username,
+            password=os.environ.get(SMTP_PASSWORD_ENV),
+            timeout=config.timeout_seconds,
+        )
+    if name == WEBHOOK:
+        secret = _webhook_secret(config)
+        if not config.webhook_url or not secret:
+            raise ConfigError("the webhook channel needs [act] webhook_url and webhook_secret.")
+        return WebhookChannel(config.webhook_url, secret, timeout=config.timeout_seconds)
+    if name == SLACK:
+        if not config.slack_webhook_url:
+            raise ConfigError("the slack channel needs [act] slack_webhook_url.")
+        return SlackChannel(config.slack_webhook_url, timeout=config.timeout_seconds)
+    raise ConfigError(f"unknown channel {name!r}; use one of: {', '.join(CHANNELS)}.")
+
+
+def close_all(channels: Iterable[Channel]) -> None:
+    """Close every channel."""
+    for channel in channels:
+        channel.close()

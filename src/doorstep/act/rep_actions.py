@@ -1,0 +1,170 @@
+"""What an owner does with a routed lead: accept it, reject it with a reason, report the intro made.
+
+Each is one lifecycle transition (DESIGN §4), checked against the lead's current status and
+recorded as one event. The partner's intro request goes out on the next `act` run after the
+owner accepts: the partner is asked only once our rep has taken the lead on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from doorstep.act.outbox import cancel_pending
+from doorstep.store.models import Lead
+from doorstep.track.events import Event, record_events
+from doorstep.workspace import Workspace
+
+CANDIDATE = "candidate"
+WARMTH_REQUESTED = "warmth_requested"
+EQL = "eql"
+ROUTED = "routed"
+ACCEPTED = "accepted"
+INTRO_REQUESTED = "intro_requested"
+INTRO_MADE = "intro_made"
+OPPORTUNITY = "opportunity"
+WON = "won"
+LOST = "lost"
+REJECTED = "rejected"
+EXPIRED = "expired"
+
+# The main line of a lead's life, in order; rejected and expired are exits from it.
+LIFECYCLE = (
+    CANDIDATE,
+    WARMTH_REQUESTED,
+    EQL,
+    ROUTED,
+    ACCEPTED,
+    INTRO_REQUESTED,
+    INTRO_MADE,
+    OPPORTUNITY,
+    WON,
+    LOST,
+)
+# An owner is working these leads: they count against the owner's capacity.
+OPEN_STATUSES = (ROUTED, ACCEPTED, INTRO_REQUESTED, INTRO_MADE, OPPORTUNITY)
+
+REJECT_REASONS = ("bad_fit", "already_working", "no_contact", "duplicate", "other")
+
+# What each owner action needs the lead to be, and what it makes it. An intro the partner made
+# before we asked still counts, hence intro_made from accepted too.
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    ACCEPTED: ((ROUTED,), ACCEPTED),
+    REJECTED: ((ROUTED, ACCEPTED, INTRO_REQUESTED), REJECTED),
+    INTRO_MADE: ((ACCEPTED, INTRO_REQUESTED), INTRO_MADE),
+}
+
+
+class LeadActionError(ValueError):
+    """An owner action that cannot apply: an unknown lead, a wrong status or reason."""
+
+
+@dataclass(frozen=True)
+class LeadChange:
+    """One transition an owner made: the lead, from and to which status, who, when."""
+
+    lead_id: str
+    from_status: str
+    to_status: str
+    actor: str
+    at: datetime
+    detail: dict[str, Any] | None = None
+
+
+def _now(now: datetime | None) -> datetime:
+    moment = now or datetime.now(UTC)
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _say(status: str) -> str:
+    return status.replace("_", " ")
+
+
+def check_transition(lead_id: str, status: str, kind: str) -> str:
+    """The status owner action `kind` moves the lead to; LeadActionError when it cannot."""
+    allowed, to_status = TRANSITIONS[kind]
+    if status in allowed:
+        return to_status
+    need = " or ".join(_say(s) for s in allowed)
+    verb = {ACCEPTED: "accept it", REJECTED: "reject it", INTRO_MADE: "mark the intro made"}[kind]
+    raise LeadActionError(f"lead {lead_id} is {_say(status)}; it must be {need} to {verb}.")
+
+
+def _transition(
+    conn: Connection,
+    lead_id: str,
+    kind: str,
+    *,
+    actor: str | None,
+    now: datetime,
+    detail: dict[str, Any] | None = None,
+    lead_reason: str | None = None,
+) -> LeadChange:
+    row = conn.execute(
+        select(Lead.status, Lead.owner_id).where(Lead.lead_id == lead_id)
+    ).one_or_none()
+    if row is None:
+        raise LeadActionError(f"there is no lead {lead_id} in this workspace.")
+    status, owner_id = row
+    to_status = check_transition(lead_id, status, kind)
+    who = actor or owner_id or "unknown"
+    values: dict[str, Any] = {"status": to_status, "updated_at": now}
+    if lead_reason is not None:
+        values["reason"] = lead_reason
+    moved = conn.execute(
+        update(Lead).where(Lead.lead_id == lead_id, Lead.status == status).values(**values)
+    )
+    if moved.rowcount != 1:  # someone else moved the lead since we read it
+        raise LeadActionError(f"lead {lead_id} changed while being updated; try again.")
+    record_events(conn, [Event(lead_id, kind, to_status, who, now, status, detail)])
+    return LeadChange(lead_id, status, to_status, who, now, detail)
+
+
+def accept_lead(
+    workspace: Workspace, lead_id: str, *, actor: str | None = None, now: datetime | None = None
+) -> LeadChange:
+    """The owner takes the routed lead on; the actor defaults to the lead's owner."""
+    with workspace.store.engine.begin() as conn:
+        return _transition(conn, lead_id, ACCEPTED, actor=actor, now=_now(now))
+
+
+def reject_lead(
+    workspace: Workspace,
+    lead_id: str,
+    reason: str,
+    *,
+    note: str | None = None,
+    actor: str | None = None,
+    now: datetime | None = None,
+) -> LeadChange:
+    """The owner turns the lead down for one of REJECT_REASONS; its unsent messages are dropped."""
+    if reason not in REJECT_REASONS:
+        raise LeadActionError(
+            f"reason {reason!r} is not one of: {', '.join(REJECT_REASONS)}."
+        )
+    detail: dict[str, Any] = {"reason": reason}
+    if note:
+        detail["note"] = note
+    with workspace.store.engine.begin() as conn:
+        change = _transition(
+            conn,
+            lead_id,
+            REJECTED,
+            actor=actor,
+            now=_now(now),
+            detail=detail,
+            lead_reason=f"rejected: {reason}" + (f" ({note})" if note else ""),
+        )
+        cancel_pending(conn, [lead_id], reason=f"lead rejected: {reason}")
+    return change
+
+
+def mark_intro_made(
+    workspace: Workspace, lead_id: str, *, actor: str | None = None, now: datetime | None = None
+) -> LeadChange:
+    """The partner introduced our rep: the motion is done."""
+    with workspace.store.engine.begin() as conn:
+        return _transition(conn, lead_id, INTRO_MADE, actor=actor, now=_now(now))

@@ -1,0 +1,226 @@
+"""The outbox worker: claim due deliveries, send them, mark them sent; retry failures with backoff.
+
+A claim is one UPDATE ... RETURNING that moves a batch from `pending` to `sending` (on
+PostgreSQL with FOR UPDATE SKIP LOCKED, so workers never share a batch). While a delivery is
+`sending`, its `next_attempt_at` is the end of the claim's lease: if the worker dies between
+sending and marking, the delivery is claimed again after the lease and sent again with the same
+idempotency key, so receivers see every message at least once and can drop the repeat. Each
+outcome is committed on its own, right after the send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from doorstep.act.channels import Channel, DeliveryError, OutgoingMessage, close_all, open_channel
+from doorstep.act.outbox import DEAD, PENDING, SENDING, SENT
+from doorstep.config import ActConfig, ConfigError
+from doorstep.store import Store
+from doorstep.store.models import Delivery
+from doorstep.workspace import Workspace
+
+_ERROR_CHARS = 1000
+
+
+@dataclass
+class ChannelCounts:
+    """What one worker run did on one channel."""
+
+    sent: int = 0
+    failed: int = 0
+    dead: int = 0
+
+
+@dataclass
+class WorkerReport:
+    """What one worker run did, per channel, and what is still waiting."""
+
+    by_channel: dict[str, ChannelCounts] = field(default_factory=dict)
+    pending: int = 0
+    sending: int = 0
+
+    def counts(self, channel: str) -> ChannelCounts:
+        """The counts of one channel, created on first use."""
+        return self.by_channel.setdefault(channel, ChannelCounts())
+
+    @property
+    def sent(self) -> int:
+        return sum(c.sent for c in self.by_channel.values())
+
+    @property
+    def failed(self) -> int:
+        return sum(c.failed for c in self.by_channel.values())
+
+    @property
+    def dead(self) -> int:
+        return sum(c.dead for c in self.by_channel.values())
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery this worker holds: the message, its channel and the attempts made before."""
+
+    message: OutgoingMessage
+    channel: str
+    attempts: int
+
+
+def utc_now() -> datetime:
+    """The current time as a naive UTC datetime, as the store keeps times."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def retry_delay(attempts: int, config: ActConfig) -> timedelta:
+    """The wait before the next try after `attempts` failed ones: doubling, capped."""
+    seconds = config.retry_seconds * 2 ** max(attempts - 1, 0)
+    return timedelta(seconds=min(seconds, config.max_retry_seconds))
+
+
+def claim(store: Store, *, now: datetime, batch_size: int, lease_seconds: float) -> list[Claimed]:
+    """Claim up to `batch_size` deliveries that are due (or whose claim lapsed), oldest first."""
+    d = Delivery
+    due = (
+        select(d.delivery_id)
+        .where(d.status.in_((PENDING, SENDING)), d.next_attempt_at <= now)
+        .order_by(d.next_attempt_at, d.delivery_id)
+        .limit(batch_size)
+        .with_for_update(skip_locked=True)
+    )
+    statement = (
+        update(d)
+        .where(d.delivery_id.in_(due))
+        .values(status=SENDING, next_attempt_at=now + timedelta(seconds=lease_seconds))
+        .returning(
+            d.delivery_id,
+            d.lead_id,
+            d.channel,
+            d.recipient,
+            d.action,
+            d.idempotency_key,
+            d.attempts,
+            d.payload,
+        )
+    )
+    with store.engine.begin() as conn:
+        rows = conn.execute(statement).all()
+    claimed = []
+    for delivery_id, lead_id, channel, recipient, action, key, attempts, payload in sorted(rows):
+        body: dict[str, Any] = payload or {}
+        message = OutgoingMessage(
+            delivery_id=delivery_id,
+            lead_id=lead_id,
+            action=action,
+            recipient=recipient,
+            idempotency_key=key,
+            subject=str(body.get("subject", "")),
+            text=str(body.get("text", "")),
+            data=body.get("data") or {},
+        )
+        claimed.append(Claimed(message, channel, int(attempts)))
+    return claimed
+
+
+def mark_sent(store: Store, delivery_id: int, *, now: datetime) -> None:
+    """Record a delivery as sent."""
+    d = Delivery
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(d)
+            .where(d.delivery_id == delivery_id, d.status == SENDING)
+            .values(
+                status=SENT, sent_at=now, attempts=d.attempts + 1, last_error=None,
+                next_attempt_at=None,
+            )
+        )
+
+
+def mark_failed(
+    store: Store, item: Claimed, error: str, *, now: datetime, config: ActConfig
+) -> bool:
+    """Record a failed try: back to pending with a later retry, or dead; True when dead."""
+    attempts = item.attempts + 1
+    dead = attempts >= config.max_attempts
+    d = Delivery
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(d)
+            .where(d.delivery_id == item.message.delivery_id, d.status == SENDING)
+            .values(
+                status=DEAD if dead else PENDING,
+                attempts=attempts,
+                last_error=error[:_ERROR_CHARS],
+                next_attempt_at=None if dead else now + retry_delay(attempts, config),
+            )
+        )
+    return dead
+
+
+def _waiting(store: Store) -> tuple[int, int]:
+    d = Delivery
+    with store.engine.connect() as conn:
+        counts = dict(
+            conn.execute(
+                select(d.status, func.count())
+                .where(d.status.in_((PENDING, SENDING)))
+                .group_by(d.status)
+            ).all()
+        )
+    return int(counts.get(PENDING, 0)), int(counts.get(SENDING, 0))
+
+
+def run_worker(
+    store: Store,
+    config: ActConfig,
+    *,
+    now: datetime | None = None,
+    channels: Mapping[str, Channel] | None = None,
+    max_batches: int | None = None,
+) -> WorkerReport:
+    """Send every delivery that is due, batch by batch, until none is left to claim.
+
+    `now` fixes the clock (tests); `channels` replaces the channels [act] would open.
+    """
+    clock: Callable[[], datetime] = (lambda: now) if now is not None else utc_now
+    report = WorkerReport()
+    opened: dict[str, Channel] = dict(channels or {})
+    batches = 0
+    try:
+        while max_batches is None or batches < max_batches:
+            batch = claim(
+                store,
+                now=clock(),
+                batch_size=config.batch_size,
+                lease_seconds=config.lease_seconds,
+            )
+            if not batch:
+                break
+            batches += 1
+            for item in batch:
+                counts = report.counts(item.channel)
+                try:
+                    channel = opened.get(item.channel)
+                    if channel is None:
+                        channel = opened[item.channel] = open_channel(item.channel, config)
+                    channel.send(item.message)
+                except (DeliveryError, ConfigError) as exc:
+                    if mark_failed(store, item, str(exc), now=clock(), config=config):
+                        counts.dead += 1
+                    else:
+                        counts.failed += 1
+                    continue
+                mark_sent(store, item.message.delivery_id, now=clock())
+                counts.sent += 1
+    finally:
+        close_all(c for name, c in opened.items() if channels is None or name not in channels)
+    report.pending, report.sending = _waiting(store)
+    return report
+
+
+def deliver_due(workspace: Workspace, *, now: datetime | None = None) -> WorkerReport:
+    """Send the workspace's due deliveries through the channels its [act] section sets."""
+    return run_worker(workspace.store, workspace.config.act, now=now)

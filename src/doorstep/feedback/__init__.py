@@ -1,0 +1,57 @@
+"""feedback: every partner hears what became of the leads it surfaced, and only of those."""
+
+from doorstep.feedback.digest import (
+    Digest,
+    IntroOutcomes,
+    LeadOpportunity,
+    Scorecard,
+    ScoreLine,
+    SurfacedLead,
+    UnknownPartner,
+    partner_digest,
+    scorecards,
+    share_amounts,
+    surfaced_lead,
+    surfaced_leads_page,
+    write_digest_csv,
+    write_digests_csv,
+)
+from doorstep.feedback.send import FeedbackReport, build_digests, queue_digests
+from doorstep.feedback.warmth import (
+    ANSWERS,
+    InvalidAnswer,
+    WarmthAnswerRecord,
+    WarmthCheck,
+    WarmthCheckNotFound,
+    answer_warmth_check,
+    warmth_answers,
+    warmth_checks,
+)
+
+__all__ = [
+    "ANSWERS",
+    "Digest",
+    "FeedbackReport",
+    "IntroOutcomes",
+    "InvalidAnswer",
+    "LeadOpportunity",
+    "ScoreLine",
+    "Scorecard",
+    "SurfacedLead",
+    "UnknownPartner",
+    "WarmthAnswerRecord",
+    "WarmthCheck",
+    "WarmthCheckNotFound",
+    "answer_warmth_check",
+    "build_digests",
+    "partner_digest",
+    "queue_digests",
+    "scorecards",
+    "share_amounts",
+    "surfaced_lead",
+    "surfaced_leads_page",
+    "warmth_answers",
+    "warmth_checks",
+    "write_digest_csv",
+    "write_digests_csv",
+]

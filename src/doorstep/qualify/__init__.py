@@ -1,0 +1,17 @@
+"""qualify: the four gates (overlap, warmth, fit, motion) that turn overlaps into EQLs."""
+
+from doorstep.qualify.gates import GateResult, fit_verdict, resolve_owner, warmth_verdict
+from doorstep.qualify.stage import FunnelStep, QualifyReport, funnel, qualify_leads
+from doorstep.qualify.warmth import warmth_score
+
+__all__ = [
+    "FunnelStep",
+    "GateResult",
+    "QualifyReport",
+    "fit_verdict",
+    "funnel",
+    "qualify_leads",
+    "resolve_owner",
+    "warmth_score",
+    "warmth_verdict",
+]

@@ -1,0 +1,354 @@
+"""Users, passwords, API tokens and sessions: who is asking, and what their role lets them see.
+
+Passwords are kept as argon2 hashes. API tokens are random, shown once, and kept only as their
+SHA-256 (a token has 256 bits of entropy, so a fast hash is safe and makes each check cheap).
+Sessions live in a signed cookie that names the user and carries a CSRF token; a session is only
+good while the user is active and their session stamp has not changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import func, insert, select, update
+
+from doorstep.store import Store
+from doorstep.store.models import ApiToken, Partner, Rep, User
+
+ADMIN = "admin"
+PARTNER_MANAGER = "partner_manager"
+REP = "rep"
+PARTNER = "partner"
+ROLES = (ADMIN, PARTNER_MANAGER, REP, PARTNER)
+STAFF = (ADMIN, PARTNER_MANAGER)
+
+SECRET_ENV = "DOORSTEP_SECRET_KEY"
+SECRET_FILE = ".doorstep-secret"
+PASSWORD_MIN_CHARS = 10
+TOKEN_PREFIX = "dst_"
+SESSION_MAX_AGE = 12 * 3600
+_TOKEN_TOUCH = timedelta(minutes=5)  # write last_used_at at most this often per token
+
+_hasher = PasswordHasher()
+# Verified against when the email is unknown, so a wrong email costs as long as a wrong password.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class UserError(ValueError):
+    """A user or token request that cannot be done; the message says why."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The signed-in user of one request, how they signed in, and their session's CSRF token."""
+
+    user_id: int
+    email: str
+    role: str
+    partner_id: str | None
+    rep_id: str | None
+    via: str  # "session" or "token"
+    csrf: str | None = None
+
+    @property
+    def is_staff(self) -> bool:
+        """Admins and partner managers see every partner and every lead."""
+        return self.role in STAFF
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A user as the settings page lists them."""
+
+    user_id: int
+    email: str
+    role: str
+    partner_id: str | None
+    rep_id: str | None
+    active: bool
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def normalise_email(email: str) -> str:
+    """An email as users are keyed by: trimmed and lower-case; UserError when it is not one."""
+    cleaned = email.strip().lower()
+    local, _, domain = cleaned.partition("@")
+    if not local or not domain or " " in cleaned:
+        raise UserError(f"{email!r} is not an email address.")
+    return cleaned
+
+
+def hash_password(password: str) -> str:
+    """The argon2 hash of a password."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """Whether `password` matches the argon2 `password_hash`."""
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _check_scope(store: Store, role: str, partner_id: str | None, rep_id: str | None) -> None:
+    if role not in ROLES:
+        raise UserError(f"role {role!r} is not one of: {', '.join(ROLES)}.")
+    if role == PARTNER and not partner_id:
+        raise UserError("a partner user needs --partner PARTNER_ID.")
+    if role == REP and not rep_id:
+        raise UserError("a rep user needs --rep REP_ID.")
+    if partner_id and role != PARTNER:
+        raise UserError(f"--partner is only for partner users, not {role}.")
+    if rep_id and role != REP:
+        raise UserError(f"--rep is only for rep users, not {role}.")
+    with store.engine.connect() as conn:
+        if partner_id and conn.execute(
+            select(Partner.partner_id).where(Partner.partner_id == partner_id)
+        ).first() is None:
+            raise UserError(f"there is no partner {partner_id} in the store; import it first.")
+        if rep_id and conn.execute(select(Rep.rep_id).where(Rep.rep_id == rep_id)).first() is None:
+            raise UserError(f"there is no rep {rep_id} in the store; import it first.")
+
+
+def add_user(
+    store: Store,
+    email: str,
+    role: str,
+    password: str,
+    *,
+    partner_id: str | None = None,
+    rep_id: str | None = None,
+) -> tuple[UserRecord, bool]:
+    """Create the user, or update the role, scope and password of an existing one.
+
+    Returns the user and whether it is new; changing a user ends their open sessions.
+    """
+    address = normalise_email(email)
+    _check_scope(store, role, partner_id, rep_id)
+    if len(password) < PASSWORD_MIN_CHARS:
+        raise UserError(f"the password must have at least {PASSWORD_MIN_CHARS} characters.")
+    values: dict[str, Any] = {
+        "password_hash": hash_password(password),
+        "role": role,
+        "partner_id": partner_id or None,
+        "rep_id": rep_id or None,
+        "active": True,
+        "session_stamp": secrets.token_hex(16),
+    }
+    with store.engine.begin() as conn:
+        existing = conn.execute(select(User.user_id).where(User.email == address)).scalar()
+        if existing is None:
+            conn.execute(insert(User).values(email=address, created_at=_now(), **values))
+        else:
+            conn.execute(update(User).where(User.user_id == existing).values(**values))
+    record = find_user(store, address)
+    assert record is not None
+    return record, existing is None
+
+
+def find_user(store: Store, email: str) -> UserRecord | None:
+    """The user with this email, if any."""
+    with store.engine.connect() as conn:
+        row = conn.execute(
+            select(User.user_id, User.email, User.role, User.partner_id, User.rep_id,
+                   User.active, User.created_at, User.last_login_at)
+            .where(User.email == email.strip().lower())
+        ).first()
+    return UserRecord(*row) if row is not None else None
+
+
+def list_users(store: Store, *, offset: int = 0, limit: int = 100) -> list[UserRecord]:
+    """One page of users, by email."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(User.user_id, User.email, User.role, User.partner_id, User.rep_id,
+                   User.active, User.created_at, User.last_login_at)
+            .order_by(User.email)
+            .offset(offset)
+            .limit(limit)
+        )
+        return [UserRecord(*row) for row in rows]
+
+
+def set_active(store: Store, email: str, active: bool) -> None:
+    """Activate or deactivate a user; deactivating ends their sessions and tokens at once."""
+    with store.engine.begin() as conn:
+        moved = conn.execute(
+            update(User)
+            .where(User.email == email.strip().lower())
+            .values(active=active, session_stamp=secrets.token_hex(16))
+        )
+    if moved.rowcount != 1:
+        raise UserError(f"there is no user {email}.")
+
+
+def token_hash(token: str) -> str:
+    """The stored form of an API token: its hex SHA-256."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def issue_token(store: Store, email: str) -> str:
+    """A new API token for the user; only its hash is kept, so this is the one time it is seen."""
+    user = find_user(store, email)
+    if user is None:
+        raise UserError(f"there is no user {email}; add one with `doorstep user add`.")
+    if not user.active:
+        raise UserError(f"user {email} is deactivated.")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with store.engine.begin() as conn:
+        conn.execute(
+            insert(ApiToken).values(
+                user_id=user.user_id,
+                token_hash=token_hash(token),
+                prefix=token[: len(TOKEN_PREFIX) + 6],
+                created_at=_now(),
+            )
+        )
+    return token
+
+
+def revoke_tokens(store: Store, email: str) -> int:
+    """Revoke every API token of the user; returns how many were live."""
+    user = find_user(store, email)
+    if user is None:
+        raise UserError(f"there is no user {email}.")
+    with store.engine.begin() as conn:
+        result = conn.execute(
+            update(ApiToken)
+            .where(ApiToken.user_id == user.user_id, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=_now())
+        )
+    return int(result.rowcount or 0)
+
+
+def _principal(row: Any, via: str, csrf: str | None = None) -> Principal:
+    return Principal(row.user_id, row.email, row.role, row.partner_id, row.rep_id, via, csrf)
+
+
+_USER_COLUMNS = (User.user_id, User.email, User.role, User.partner_id, User.rep_id,
+                 User.session_stamp, User.active, User.password_hash)
+
+
+def principal_for_token(store: Store, token: str) -> Principal | None:
+    """The user an API token belongs to, if the token is live and the user active."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    digest = token_hash(token)
+    now = _now()
+    with store.engine.connect() as conn:
+        row = conn.execute(
+            select(*_USER_COLUMNS, ApiToken.token_id, ApiToken.last_used_at)
+            .join(ApiToken, ApiToken.user_id == User.user_id)
+            .where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None),
+                   User.active.is_(True))
+        ).first()
+    if row is None:
+        return None
+    if row.last_used_at is None or now - row.last_used_at > _TOKEN_TOUCH:
+        with store.engine.begin() as conn:
+            conn.execute(
+                update(ApiToken).where(ApiToken.token_id == row.token_id).values(last_used_at=now)
+            )
+    return _principal(row, "token")
+
+
+def authenticate(store: Store, email: str, password: str) -> tuple[Principal, str] | None:
+    """The user and their session stamp when email and password match an active user."""
+    address = email.strip().lower()
+    with store.engine.connect() as conn:
+        row = conn.execute(select(*_USER_COLUMNS).where(User.email == address)).first()
+    if row is None or not row.active:
+        verify_password(_DUMMY_HASH, password)
+        return None
+    if not verify_password(row.password_hash, password):
+        return None
+    values: dict[str, Any] = {"last_login_at": _now()}
+    if _hasher.check_needs_rehash(row.password_hash):
+        values["password_hash"] = hash_password(password)
+    with store.engine.begin() as conn:
+        conn.execute(update(User).where(User.user_id == row.user_id).values(**values))
+    return _principal(row, "session"), row.session_stamp
+
+
+def principal_for_session(
+    store: Store, user_id: int, stamp: str, csrf: str | None
+) -> Principal | None:
+    """The user a session names, if they are still active and the session stamp still holds."""
+    with store.engine.connect() as conn:
+        row = conn.execute(select(*_USER_COLUMNS).where(User.user_id == user_id)).first()
+    if row is None or not row.active or not hmac.compare_digest(row.session_stamp, stamp):
+        return None
+    return _principal(row, "session", csrf)
+
+
+def count_users(store: Store) -> int:
+    """How many users there are."""
+    with store.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(User)).scalar_one())
+
+
+# --- the session cookie ----------------------------------------------------------------------
+
+
+def session_secret(workspace: Path) -> str:
+    """The key sessions are signed with: DOORSTEP_SECRET_KEY, else a random one kept in the
+    workspace (file .doorstep-secret, readable by its owner only)."""
+    from_env = os.environ.get(SECRET_ENV)
+    if from_env:
+        return from_env
+    path = workspace / SECRET_FILE
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    secret = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(secret + "\n")
+    return secret
+
+
+class SessionCodec:
+    """Signs and checks the session cookie's contents (user id, session stamp, CSRF token)."""
+
+    def __init__(self, secret: str, max_age: int = SESSION_MAX_AGE) -> None:
+        self.serializer = URLSafeTimedSerializer(secret, salt="doorstep-session")
+        self.max_age = max_age
+
+    def dump(self, data: dict[str, Any]) -> str:
+        """The signed cookie value for `data`."""
+        return str(self.serializer.dumps(data))
+
+    def load(self, value: str | None) -> dict[str, Any]:
+        """The cookie's data; empty when missing, forged or expired."""
+        if not value:
+            return {}
+        try:
+            data = self.serializer.loads(value, max_age=self.max_age)
+        except BadSignature:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+
+def new_csrf_token() -> str:
+    """A fresh CSRF token."""
+    return secrets.token_urlsafe(32)
+
+
+def csrf_matches(expected: str | None, given: str | None) -> bool:
+    """Whether a submitted CSRF token is the session's, compared in constant time."""
+    return bool(expected) and bool(given) and hmac.compare_digest(str(expected), str(given))

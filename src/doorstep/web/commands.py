@@ -1,0 +1,180 @@
+"""CLI commands for the web app and the feedback loop: `user add`, `user token`, `serve`,
+`feedback`. `register(app)` adds them to the `doorstep` command line."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from doorstep.config import ConfigError
+from doorstep.feedback import (
+    Digest,
+    UnknownPartner,
+    build_digests,
+    queue_digests,
+    write_digests_csv,
+)
+from doorstep.feedback.digest import conversion_text, pct
+from doorstep.web.auth import ROLES, UserError, add_user, issue_token
+from doorstep.workspace import Workspace, open_workspace
+
+PASSWORD_ENV = "DOORSTEP_PASSWORD"
+
+console = Console()
+err = Console(stderr=True)
+
+WorkspacePath = Annotated[Path, typer.Argument(help="The workspace folder.")]
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn a user error into one clear sentence on stderr and exit code 1."""
+    try:
+        yield
+    except (ConfigError, UserError, UnknownPartner) as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from exc
+
+
+def _open(path: Path) -> Workspace:
+    with _user_errors():
+        return open_workspace(path)
+    raise AssertionError("unreachable")
+
+
+def user_add(
+    path: WorkspacePath,
+    email: Annotated[str, typer.Option(help="The user's email; they sign in with it.")],
+    role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}.")],
+    partner: Annotated[
+        str | None, typer.Option("--partner", help="For a partner user: its partner_id.")
+    ] = None,
+    rep: Annotated[str | None, typer.Option("--rep", help="For a rep user: their rep_id.")] = None,
+) -> None:
+    """Add a web user (or update one): the password comes from DOORSTEP_PASSWORD or a prompt."""
+    if role not in ROLES:
+        err.print(f"error: --role must be one of: {', '.join(ROLES)}.")
+        raise typer.Exit(2)
+    workspace = _open(path)
+    password = os.environ.get(PASSWORD_ENV) or typer.prompt(
+        "Password", hide_input=True, confirmation_prompt=True, err=True
+    )
+    with _user_errors():
+        user, created = add_user(workspace.store, email, role, password, partner_id=partner,
+                                 rep_id=rep)
+    scope = f" for partner {user.partner_id}" if user.partner_id else (
+        f" for rep {user.rep_id}" if user.rep_id else ""
+    )
+    verb = "added" if created else "updated"
+    console.print(f"{verb} {user.email}: {user.role.replace('_', ' ')}{scope}", highlight=False)
+
+
+def user_token(
+    path: WorkspacePath,
+    email: Annotated[str, typer.Option(help="Whose token.")],
+) -> None:
+    """Print a new API token for the user (send it as Authorization: Bearer TOKEN)."""
+    workspace = _open(path)
+    with _user_errors():
+        token = issue_token(workspace.store, email)
+    sys.stdout.write(token + "\n")
+    err.print("Keep it secret: only its hash is stored, so it cannot be shown again.")
+
+
+def serve(
+    path: WorkspacePath,
+    host: Annotated[str, typer.Option(help="The address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="The port.")] = 8000,
+) -> None:
+    """Serve the web app: dashboard, rep queue, partner portal and the API under /api/."""
+    import uvicorn
+
+    from doorstep.web.app import create_app
+
+    with _user_errors():
+        app = create_app(path)
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        err.print(
+            "[yellow]warning:[/] listening beyond this machine: serve it over https (session "
+            "cookies are marked Secure only on https requests; a proxy on this machine is "
+            "trusted for X-Forwarded-Proto).",
+            highlight=False,
+        )
+    err.print(f"doorstep on http://{host}:{port}/ (Ctrl-C stops it)", highlight=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _print_digest(digest: Digest) -> None:
+    card = digest.scorecard
+    table = Table(title=f"{card.partner_name} ({digest.partner_id}), {digest.period}",
+                  title_justify="left")
+    table.add_column("")
+    table.add_column("count", justify="right")
+    table.add_column("rate", justify="right")
+    table.add_column("of", justify="left")
+    for line in card.lines:
+        table.add_row(line.label, f"{line.count:,}", pct(line.rate),
+                      f"{line.base:,} {line.base_label.removeprefix('of ')}")
+    console.print(table)
+    console.print(f"EQL conversion: {conversion_text(card.conversion, card.mql_rate)}.",
+                  highlight=False)
+
+
+def feedback(
+    path: WorkspacePath,
+    partner: Annotated[
+        str | None, typer.Option("--partner", help="Only this partner (default: every one).")
+    ] = None,
+    csv: Annotated[
+        Path | None, typer.Option("--csv", help="Write the partners' leads and outcomes here.")
+    ] = None,
+    send: Annotated[
+        bool, typer.Option("--send", help="Queue each digest email (once per period) and send.")
+    ] = False,
+) -> None:
+    """Each partner's digest: the leads it surfaced, what became of them, its scorecard."""
+    workspace = _open(path)
+    with _user_errors():
+        digests = build_digests(workspace, partner_ids=[partner] if partner else None)
+    for digest in digests:
+        _print_digest(digest)
+    if csv is not None:
+        with csv.open("w", newline="", encoding="utf-8") as f:
+            rows = write_digests_csv(digests, f)
+        err.print(f"wrote {rows:,} rows to {csv}")
+    if not send:
+        return
+    with _user_errors():
+        result = queue_digests(workspace, digests=digests, send=True)
+    for problem in result.problems:
+        err.print(f"[yellow]warning:[/] {problem}", highlight=False)
+    console.print(
+        f"digests for {result.period}: {len(result.queued)} queued, "
+        f"{len(result.already_queued)} already queued before"
+        + (f"; {result.delivery.sent} sent, {result.delivery.failed} failed"
+           if result.delivery else ""),
+        highlight=False,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add `user add`, `user token`, `serve` and `feedback` to the doorstep command line."""
+    users = typer.Typer(help="Web app users and their API tokens.", no_args_is_help=True)
+    users.command("add")(user_add)
+    users.command("token")(user_token)
+    app.add_typer(users, name="user")
+    app.command("serve")(serve)
+    app.command("feedback")(feedback)

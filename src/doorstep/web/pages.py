@@ -1,0 +1,472 @@
+"""The web pages: sign-in, dashboard, leads, rep queue, partner portal and settings.
+
+Each route checks the role, calls one library function and renders a template. A record
+outside the caller's scope answers 404, exactly as if it did not exist.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from doorstep.act import (
+    REJECT_REASONS,
+    LeadActionError,
+    accept_lead,
+    mark_intro_made,
+    reject_lead,
+)
+from doorstep.feedback import (
+    ANSWERS,
+    InvalidAnswer,
+    WarmthCheckNotFound,
+    answer_warmth_check,
+    partner_digest,
+    surfaced_leads_page,
+    warmth_checks,
+    write_digest_csv,
+)
+from doorstep.feedback.digest import OUTCOME_LABELS, conversion_text, pct
+from doorstep.measure.report import EQL
+from doorstep.track import lead_history
+from doorstep.web import charts
+from doorstep.web.auth import (
+    ADMIN,
+    PARTNER,
+    REP,
+    ROLES,
+    STAFF,
+    Principal,
+    UserError,
+    add_user,
+    authenticate,
+    csrf_matches,
+    list_users,
+    new_csrf_token,
+    set_active,
+)
+from doorstep.web.deps import (
+    CSRF_FIELD,
+    AppContext,
+    Context,
+    app_context,
+    current_principal,
+    cursor_of,
+    now,
+    parse_cursor,
+    require,
+    session_data,
+    write_session,
+)
+from doorstep.web.queries import (
+    MAX_OFFSET,
+    PAGE_SIZE,
+    LeadView,
+    lead_by_id,
+    leads_page,
+    overdue_motions,
+    partner_exists,
+    partner_names,
+    rep_queue,
+)
+
+router = APIRouter(include_in_schema=False)
+
+Staff = Annotated[Principal, Depends(require(*STAFF))]
+RepUser = Annotated[Principal, Depends(require(REP))]
+PartnerUser = Annotated[Principal, Depends(require(PARTNER))]
+AdminUser = Annotated[Principal, Depends(require(ADMIN))]
+StaffOrRep = Annotated[Principal, Depends(require(*STAFF, REP))]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+PORTAL_PAGE = 20
+
+HOME = {"admin": "/dashboard", "partner_manager": "/dashboard", "rep": "/queue",
+        "partner": "/portal"}
+ACTION_LABELS = {"partner_intro": "partner introduction", "co_sell": "co-sell",
+                 "rep_outreach": "rep outreach"}
+
+
+def render(
+    request: Request,
+    ctx: AppContext,
+    template: str,
+    principal: Principal | None,
+    status_code: int = 200,
+    **values: Any,
+) -> HTMLResponse:
+    """Render a page with what every page needs: the user, the CSRF token, the helpers."""
+    csrf = principal.csrf if principal is not None else session_data(request).get("c")
+    context = {
+        "user": principal,
+        "csrf_token": csrf,
+        "csrf_field": CSRF_FIELD,
+        "pct": pct,
+        "action_labels": ACTION_LABELS,
+        "outcome_labels": OUTCOME_LABELS,
+        "notice": request.query_params.get("notice"),
+        "problem": request.query_params.get("problem"),
+        **values,
+    }
+    response = ctx.templates.TemplateResponse(request, template, context,
+                                              status_code=status_code)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def redirect(path: str, **params: str) -> RedirectResponse:
+    """A 303 redirect to one of our own paths, with query parameters."""
+    query = f"?{urlencode(params)}" if params else ""
+    return RedirectResponse(path + query, status_code=303)
+
+
+def _local(path: str | None) -> str | None:
+    """`path` when it is a path on this site (not another site's URL), else None."""
+    if path and path.startswith("/") and not path.startswith("//") and "\\" not in path:
+        return path
+    return None
+
+
+# --- signing in and out -----------------------------------------------------------------------
+
+
+@router.get("/login")
+def login_page(request: Request, ctx: Context, next: str | None = None) -> Response:
+    """The sign-in form; it starts an anonymous session to carry the form's CSRF token."""
+    principal = current_principal(request)
+    if principal is not None:
+        return redirect(_local(next) or HOME[principal.role])
+    data = session_data(request)
+    fresh = not data.get("c")
+    if fresh:
+        data = {"c": new_csrf_token()}
+        request.state.session = data
+    response = render(request, ctx, "login.html", None, next=_local(next) or "")
+    if fresh:
+        write_session(request, response, data)
+    return response
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    ctx: Context,
+    email: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    csrf_token: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "",
+) -> Response:
+    """Check the password, then start a new session with a new CSRF token."""
+    if not csrf_matches(session_data(request).get("c"), csrf_token):
+        raise HTTPException(403, "the sign-in form is out of date; reload it and try again.")
+    found = authenticate(ctx.workspace.store, email, password)
+    if found is None:
+        return render(request, ctx, "login.html", None, status_code=401, next=_local(next) or "",
+                      error="Wrong email or password.", email=email)
+    principal, stamp = found
+    response = redirect(_local(next) or HOME[principal.role])
+    write_session(request, response, {"u": principal.user_id, "s": stamp, "c": new_csrf_token()})
+    return response
+
+
+@router.post("/logout")
+def logout(
+    request: Request, principal: Annotated[Principal, Depends(require(*ROLES))]
+) -> Response:
+    """End the session."""
+    response = redirect("/login", notice="You are signed out.")
+    write_session(request, response, None)
+    return response
+
+
+@router.get("/")
+def home(principal: Annotated[Principal, Depends(require(*ROLES))]) -> Response:
+    """Each role's main page."""
+    return redirect(HOME[principal.role])
+
+
+# --- dashboard (admin, partner manager) -----------------------------------------------------------
+
+
+@router.get("/dashboard")
+def dashboard(request: Request, ctx: Context, principal: Staff, offset: Offset = 0) -> Response:
+    """Funnel, EQL vs MQL, overlap matrix, partner scorecards and overdue motions."""
+    snapshot = ctx.snapshots.get(wait=ctx.snapshot_wait)
+    with ctx.workspace.store.engine.connect() as conn:
+        overdue = overdue_motions(conn, now(), offset=offset, limit=20)
+    values: dict[str, Any] = {"snapshot": snapshot, "overdue": overdue, "offset": offset,
+                              "error": ctx.snapshots.error}
+    if snapshot is not None:
+        report = snapshot.report
+        mql = report.mql
+        mql_rate = mql.rate if mql else None
+        top = [(t, c) for t, c in report.lead_types.items() if ":" not in t]
+        eql = report.lead_types.get(EQL)
+        by_partner = report.breakdowns.get("partner")
+        partners = [r for r in by_partner.rows if r.lead_type == EQL] if by_partner else []
+        names = {pid: card.partner_name for pid, card in snapshot.scorecards.items()}
+        values.update(
+            verdict=report.eql_vs_mql,
+            eql_text=charts.eql_label(eql.leads if eql else 0, eql, mql_rate),
+            mql=mql,
+            funnel_svg=charts.funnel_chart(report.funnel, mql_rate),
+            types_svg=charts.conversion_chart(top, mql_rate, title="Conversion by lead type"),
+            matrix_svg=charts.matrix_chart(snapshot.matrix, names),
+            partners_svg=charts.conversion_chart(
+                [(row.label, row) for row in partners], mql_rate,
+                title="EQL conversion by partner (imported and doorstep EQLs, as measured)",
+            ),
+            cards=list(snapshot.scorecards.values()),
+            conversion_text=conversion_text,
+            eql_label=charts.eql_label,
+        )
+    return render(request, ctx, "dashboard.html", principal, **values)
+
+
+@router.post("/dashboard/refresh")
+def refresh_dashboard(ctx: Context, principal: Staff) -> Response:
+    """Recompute the dashboard's numbers now."""
+    ctx.snapshots.invalidate()
+    ctx.snapshots.refresh()
+    return redirect("/dashboard", notice="The numbers are being recomputed.")
+
+
+@router.get("/leads")
+def leads(
+    request: Request, ctx: Context, principal: Staff, status: str | None = None,
+    after: str | None = None, offset: Offset = 0,
+) -> Response:
+    """Every lead a page at a time: all by id (paged by the last id), or of one status."""
+    with ctx.workspace.store.engine.connect() as conn:
+        rows = leads_page(conn, now(), status=status or None, after=after, offset=offset,
+                          limit=PAGE_SIZE + 1)
+    page = rows[:PAGE_SIZE]
+    more = len(rows) > PAGE_SIZE
+    next_after = page[-1].lead_id if more and not status else None
+    return render(request, ctx, "leads.html", principal, leads=page, more=more, offset=offset,
+                  status=status or "", after=after, next_after=next_after)
+
+
+def _lead_in_scope(ctx: AppContext, principal: Principal, lead_id: str) -> LeadView:
+    """The lead if the caller may see it; 404 otherwise, as if it did not exist."""
+    with ctx.workspace.store.engine.connect() as conn:
+        lead = lead_by_id(conn, lead_id, now())
+    if lead is None or (principal.role == REP and lead.owner_id != principal.rep_id):
+        raise HTTPException(404, f"there is no lead {lead_id}.")
+    return lead
+
+
+@router.get("/leads/{lead_id}")
+def lead_page(request: Request, ctx: Context, principal: StaffOrRep, lead_id: str) -> Response:
+    """One lead: the four gates' evidence, partner path, warmth, motion and history."""
+    lead = _lead_in_scope(ctx, principal, lead_id)
+    with ctx.workspace.store.engine.connect() as conn:
+        history = lead_history(conn, lead_id)
+    return render(request, ctx, "lead.html", principal, lead=lead, history=history,
+                  reasons=REJECT_REASONS)
+
+
+# --- rep queue ---------------------------------------------------------------------------------
+
+
+@router.get("/queue")
+def queue(request: Request, ctx: Context, principal: RepUser, offset: Offset = 0) -> Response:
+    """The leads routed to this rep and not finished, soonest deadline first."""
+    assert principal.rep_id is not None
+    with ctx.workspace.store.engine.connect() as conn:
+        rows = rep_queue(conn, principal.rep_id, now(), offset=offset, limit=PAGE_SIZE + 1)
+    return render(request, ctx, "queue.html", principal, leads=rows[:PAGE_SIZE],
+                  more=len(rows) > PAGE_SIZE, offset=offset, reasons=REJECT_REASONS)
+
+
+def _rep_action(ctx: AppContext, principal: Principal, lead_id: str, kind: str,
+                reason: str = "", note: str = "") -> Response:
+    _lead_in_scope(ctx, principal, lead_id)
+    actor = principal.rep_id
+    try:
+        if kind == "accept":
+            accept_lead(ctx.workspace, lead_id, actor=actor)
+        elif kind == "reject":
+            reject_lead(ctx.workspace, lead_id, reason, note=note or None, actor=actor)
+        else:
+            mark_intro_made(ctx.workspace, lead_id, actor=actor)
+    except LeadActionError as exc:
+        return redirect("/queue", problem=str(exc))
+    ctx.snapshots.invalidate()
+    done = {"accept": "accepted", "reject": "rejected", "intro": "marked intro made"}[kind]
+    return redirect("/queue", notice=f"Lead {lead_id} {done}.")
+
+
+@router.post("/leads/{lead_id}/accept")
+def accept(ctx: Context, principal: RepUser, lead_id: str) -> Response:
+    """The rep takes the lead on (an event, through the act stage)."""
+    return _rep_action(ctx, principal, lead_id, "accept")
+
+
+@router.post("/leads/{lead_id}/reject")
+def reject(
+    ctx: Context,
+    principal: RepUser,
+    lead_id: str,
+    reason: Annotated[str, Form()],
+    note: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """The rep turns the lead down with a reason (an event, through the act stage)."""
+    return _rep_action(ctx, principal, lead_id, "reject", reason, note)
+
+
+@router.post("/leads/{lead_id}/intro-made")
+def intro_made(ctx: Context, principal: RepUser, lead_id: str) -> Response:
+    """The partner introduced the rep (an event, through the act stage)."""
+    return _rep_action(ctx, principal, lead_id, "intro")
+
+
+# --- partner portal ------------------------------------------------------------------------------
+
+
+def _portal(
+    request: Request, ctx: AppContext, principal: Principal, partner_id: str,
+    before: str | None, checks_offset: int, editable: bool,
+) -> Response:
+    snapshot = ctx.snapshots.get(wait=ctx.snapshot_wait)
+    opportunities = snapshot.opportunities if snapshot is not None else {}
+    card = snapshot.scorecards.get(partner_id) if snapshot is not None else None
+    with ctx.workspace.store.engine.connect() as conn:
+        name = partner_names(conn, [partner_id]).get(partner_id, partner_id)
+        checks = warmth_checks(conn, partner_id, offset=checks_offset, limit=PORTAL_PAGE + 1)
+        answered = warmth_checks(conn, partner_id, status="answered", limit=20)
+        outcomes = surfaced_leads_page(conn, partner_id, opportunities=opportunities,
+                                       amounts=ctx.share_amounts, before=parse_cursor(before),
+                                       limit=PORTAL_PAGE + 1)
+    return render(
+        request, ctx, "portal.html", principal,
+        partner_id=partner_id, partner_name=name, editable=editable,
+        checks=checks[:PORTAL_PAGE], more_checks=len(checks) > PORTAL_PAGE,
+        checks_offset=checks_offset, answered=answered,
+        outcomes=outcomes[:PORTAL_PAGE], before=before or "",
+        next_before=cursor_of(outcomes[PORTAL_PAGE - 1]) if len(outcomes) > PORTAL_PAGE else "",
+        page_size=PORTAL_PAGE,
+        card=card, card_svg=charts.scorecard_chart(card) if card else "",
+        conversion=conversion_text(card.conversion, card.mql_rate) if card else "",
+        answers=ANSWERS, share_amounts=ctx.share_amounts, computing=snapshot is None,
+    )
+
+
+@router.get("/portal")
+def portal(
+    request: Request, ctx: Context, principal: PartnerUser, before: str | None = None,
+    checks_offset: Offset = 0,
+) -> Response:
+    """This partner's warmth checks to answer, the outcome of every lead it surfaced, its card."""
+    assert principal.partner_id is not None
+    return _portal(request, ctx, principal, principal.partner_id, before, checks_offset, True)
+
+
+@router.post("/portal/warmth")
+def answer_warmth(
+    ctx: Context,
+    principal: PartnerUser,
+    partner_account_id: Annotated[str, Form()],
+    answer: Annotated[str, Form()],
+    note: Annotated[str, Form()] = "",
+) -> Response:
+    """Store this partner's answer to one of its warmth checks, for the next qualify run."""
+    assert principal.partner_id is not None
+    try:
+        answer_warmth_check(ctx.workspace, principal.partner_id, partner_account_id, answer,
+                            note=note, answered_by=principal.email)
+    except WarmthCheckNotFound as exc:
+        raise HTTPException(404, "there is no such warmth check.") from exc
+    except InvalidAnswer as exc:
+        return redirect("/portal", problem=str(exc))
+    ctx.snapshots.invalidate()
+    return redirect("/portal", notice=f"Thank you: your answer on {partner_account_id} is saved.")
+
+
+@router.get("/portal/outcomes.csv")
+def outcomes_csv(ctx: Context, principal: PartnerUser) -> Response:
+    """Every lead this partner surfaced and what became of it, as CSV."""
+    assert principal.partner_id is not None
+    snapshot = ctx.snapshots.get()
+    digest = partner_digest(ctx.workspace, principal.partner_id,
+                            report=snapshot.report if snapshot else None,
+                            amounts=ctx.share_amounts)
+    out = io.StringIO()
+    write_digest_csv(digest, out)
+    filename = quote(f"doorstep-{principal.partner_id}-outcomes.csv")
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f"attachment; filename={filename}",
+                             "Cache-Control": "no-store"})
+
+
+@router.get("/partners/{partner_id}")
+def partner_page(
+    request: Request, ctx: Context, principal: Staff, partner_id: str,
+    before: str | None = None, checks_offset: Offset = 0,
+) -> Response:
+    """One partner's portal as the partner sees it, read-only, for our own people."""
+    with ctx.workspace.store.engine.connect() as conn:
+        if not partner_exists(conn, partner_id):
+            raise HTTPException(404, f"there is no partner {partner_id}.")
+    return _portal(request, ctx, principal, partner_id, before, checks_offset, False)
+
+
+# --- settings (admin) ----------------------------------------------------------------------------
+
+
+@router.get("/settings")
+def settings(request: Request, ctx: Context, principal: AdminUser) -> Response:
+    """The users and their roles; add a user."""
+    return render(request, ctx, "settings.html", principal,
+                  users=list_users(ctx.workspace.store), roles=ROLES)
+
+
+@router.post("/settings/users")
+def settings_add_user(
+    ctx: Context,
+    principal: AdminUser,
+    email: Annotated[str, Form()],
+    role: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    partner_id: Annotated[str, Form()] = "",
+    rep_id: Annotated[str, Form()] = "",
+) -> Response:
+    """Add a user, or change an existing user's role, scope and password."""
+    try:
+        user, created = add_user(ctx.workspace.store, email, role, password,
+                                 partner_id=partner_id.strip() or None,
+                                 rep_id=rep_id.strip() or None)
+    except UserError as exc:
+        return redirect("/settings", problem=str(exc))
+    verb = "added" if created else "updated"
+    return redirect("/settings", notice=f"User {user.email} {verb}.")
+
+
+@router.post("/settings/users/active")
+def settings_set_active(
+    ctx: Context,
+    principal: AdminUser,
+    email: Annotated[str, Form()],
+    active: Annotated[bool, Form()],
+) -> Response:
+    """Deactivate a user (ending their sessions and tokens) or activate them again."""
+    if email.strip().lower() == principal.email and not active:
+        return redirect("/settings", problem="You cannot deactivate yourself.")
+    try:
+        set_active(ctx.workspace.store, email, active)
+    except UserError as exc:
+        return redirect("/settings", problem=str(exc))
+    state = "activated" if active else "deactivated"
+    return redirect("/settings", notice=f"User {email} {state}.")
+
+
+def not_found_page(request: Request, status_code: int, detail: str) -> HTMLResponse:
+    """An error page in the app's layout."""
+    ctx = app_context(request)
+    principal = getattr(request.state, "principal", None)
+    return render(request, ctx, "error.html", principal, status_code=status_code,
+                  status=status_code, detail=detail)
+

@@ -1,0 +1,330 @@
+"""The web app's reads: one page of leads, overlaps or overdue motions at a time, by an index.
+
+Every query here takes a limit and reads through an index whose order is the page's order, so a
+page costs the same at a thousand leads as at a million; nothing loads a whole table.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, select
+
+from doorstep.act.rep_actions import ACCEPTED, INTRO_REQUESTED, LIFECYCLE, ROUTED
+from doorstep.act.stage import MOTION_DONE
+from doorstep.store.models import (
+    Account,
+    Lead,
+    Overlap,
+    Partner,
+    PartnerAccount,
+    Rep,
+    WarmthAnswer,
+)
+
+# A rep's to-do list: leads routed to them that they have not finished.
+QUEUE_STATUSES = (ROUTED, ACCEPTED, INTRO_REQUESTED)
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+# Deeper than this, an offset costs more than a page should: lists past it page by cursor.
+MAX_OFFSET = 10_000
+
+
+@dataclass(frozen=True)
+class LeadView:
+    """A lead as our own people see it: the account, the gates' evidence, path, warmth, motion."""
+
+    lead_id: str
+    account_id: str
+    account_name: str | None
+    country: str | None
+    industry: str | None
+    employees: int | None
+    status: str
+    partner_id: str | None
+    partner_name: str | None
+    partner_account_id: str | None
+    partner_account_name: str | None
+    relationship: str | None
+    other_partners: list[dict[str, Any]]
+    failed_gates: str | None
+    reason: str | None
+    gates: dict[str, Any]
+    warmth_score: float | None
+    fit_score: float | None
+    answer: str | None
+    answer_note: str | None
+    owner_id: str | None
+    owner_name: str | None
+    action: str | None
+    due_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    overdue: bool
+
+
+@dataclass(frozen=True)
+class OverlapView:
+    """One overlap: our account and the partner's, how they matched and how sure we are."""
+
+    account_id: str
+    account_name: str | None
+    partner_id: str
+    partner_account_id: str
+    partner_account_name: str | None
+    relationship: str
+    method: str
+    probability: float
+
+
+def _overdue_statuses(action: str | None) -> tuple[str, ...]:
+    """The statuses in which a motion with this action is late once its deadline passed."""
+    done = MOTION_DONE.get(action or "")
+    if done is None:
+        return ()
+    return LIFECYCLE[LIFECYCLE.index(ROUTED) : LIFECYCLE.index(done)]
+
+
+def _late_actions(status: str) -> list[str]:
+    """The actions whose motion is late in this status once the deadline passed."""
+    return [action for action in MOTION_DONE if status in _overdue_statuses(action)]
+
+
+def is_overdue(status: str, action: str | None, due_at: datetime | None, now: datetime) -> bool:
+    """Whether a lead's motion is past its deadline and not done yet (as the act stage rules)."""
+    return due_at is not None and due_at < now and status in _overdue_statuses(action)
+
+
+def _latest(column: Any) -> Any:
+    a = WarmthAnswer
+    return (
+        select(column)
+        .where(a.partner_id == Lead.partner_id, a.partner_account_id == Lead.partner_account_id)
+        .order_by(a.answered_at.desc())
+        .limit(1)
+        .correlate(Lead)
+        .scalar_subquery()
+    )
+
+
+def _lead_select() -> Any:
+    lead, acc, p, pa_, rep = Lead, Account, Partner, PartnerAccount, Rep
+    return (
+        select(
+            *Lead.__table__.c,
+            acc.name.label("account_name"),
+            acc.country,
+            acc.industry,
+            acc.employees,
+            p.name.label("partner_name"),
+            pa_.name.label("partner_account_name"),
+            pa_.relationship,
+            rep.name.label("owner_name"),
+            _latest(WarmthAnswer.answer).label("answer"),
+            _latest(WarmthAnswer.note).label("answer_note"),
+        )
+        .join(acc, acc.account_id == lead.account_id, isouter=True)
+        .join(p, p.partner_id == lead.partner_id, isouter=True)
+        .join(
+            pa_,
+            and_(pa_.partner_id == lead.partner_id,
+                 pa_.partner_account_id == lead.partner_account_id),
+            isouter=True,
+        )
+        .join(rep, rep.rep_id == lead.owner_id, isouter=True)
+    )
+
+
+def _view(row: Any, now: datetime) -> LeadView:
+    return LeadView(
+        lead_id=row.lead_id,
+        account_id=row.account_id,
+        account_name=row.account_name,
+        country=row.country,
+        industry=row.industry,
+        employees=row.employees,
+        status=row.status,
+        partner_id=row.partner_id,
+        partner_name=row.partner_name,
+        partner_account_id=row.partner_account_id,
+        partner_account_name=row.partner_account_name,
+        relationship=row.relationship,
+        other_partners=list(row.other_partners or []),
+        failed_gates=row.failed_gates,
+        reason=row.reason,
+        gates=dict(row.gates or {}),
+        warmth_score=row.warmth_score,
+        fit_score=row.fit_score,
+        answer=row.answer,
+        answer_note=row.answer_note,
+        owner_id=row.owner_id,
+        owner_name=row.owner_name,
+        action=row.action,
+        due_at=row.due_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        overdue=is_overdue(row.status, row.action, row.due_at, now),
+    )
+
+
+def _page(offset: int, limit: int) -> tuple[int, int]:
+    return max(offset, 0), min(max(limit, 1), MAX_PAGE_SIZE)
+
+
+def _views(conn: Connection, ids_query: Any, now: datetime) -> list[LeadView]:
+    """The leads a query of lead ids names, in its order.
+
+    The page's ids come from the index alone; only the page's own leads are then joined to
+    their account, partner and answer, so skipping rows (an offset) costs index entries only.
+    """
+    ids = list(conn.execute(ids_query).scalars())
+    if not ids:
+        return []
+    rows = {row.lead_id: row for row in conn.execute(_lead_select().where(Lead.lead_id.in_(ids)))}
+    return [_view(rows[i], now) for i in ids if i in rows]
+
+
+def rep_queue(
+    conn: Connection, rep_id: str, now: datetime, *, offset: int = 0, limit: int = PAGE_SIZE
+) -> list[LeadView]:
+    """One page of the leads routed to this rep and not finished, soonest deadline first."""
+    offset, limit = _page(offset, limit)
+    ids = (
+        select(Lead.lead_id)
+        .where(Lead.owner_id == rep_id, Lead.status.in_(QUEUE_STATUSES))
+        .order_by(Lead.owner_id, Lead.due_at, Lead.lead_id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return _views(conn, ids, now)
+
+
+def lead_by_id(conn: Connection, lead_id: str, now: datetime) -> LeadView | None:
+    """One lead with its evidence, or None."""
+    row = conn.execute(_lead_select().where(Lead.lead_id == lead_id)).first()
+    return _view(row, now) if row is not None else None
+
+
+def leads_page(
+    conn: Connection,
+    now: datetime,
+    *,
+    status: str | None = None,
+    owner_id: str | None = None,
+    after: str | None = None,
+    offset: int = 0,
+    limit: int = PAGE_SIZE,
+) -> list[LeadView]:
+    """One page of leads: of one owner by deadline, of one status by deadline, or all by id
+    (then `after`, the last lead id of the page before, pages at any depth by the key)."""
+    offset, limit = _page(offset, limit)
+    ids = select(Lead.lead_id)
+    if owner_id is not None:
+        ids = ids.where(Lead.owner_id == owner_id)
+        if status:
+            ids = ids.where(Lead.status == status)
+        ids = ids.order_by(Lead.owner_id, Lead.due_at, Lead.lead_id)
+    elif status:
+        ids = ids.where(Lead.status == status).order_by(Lead.status, Lead.due_at, Lead.lead_id)
+    else:
+        if after is not None:
+            ids = ids.where(Lead.lead_id > after)
+        ids = ids.order_by(Lead.lead_id)
+    return _views(conn, ids.offset(offset).limit(limit), now)
+
+
+def overdue_motions(
+    conn: Connection, now: datetime, *, offset: int = 0, limit: int = 20
+) -> list[LeadView]:
+    """One page of the motions past their deadline, the most overdue first.
+
+    One index range per status (status, due_at), merged: no sort over all overdue leads.
+    """
+    offset, limit = _page(offset, limit)
+    parts: list[list[LeadView]] = []
+    for status in QUEUE_STATUSES:
+        ids = (
+            select(Lead.lead_id)
+            .where(Lead.status == status, Lead.due_at < now,
+                   Lead.action.in_(_late_actions(status)))
+            .order_by(Lead.status, Lead.due_at, Lead.lead_id)
+            .limit(offset + limit)
+        )
+        parts.append(_views(conn, ids, now))
+    merged = heapq.merge(*parts, key=lambda v: (v.due_at or now, v.lead_id))
+    return list(merged)[offset : offset + limit]
+
+
+def overdue_counts(conn: Connection, now: datetime, *, cap: int | None = None) -> dict[str, int]:
+    """How many motions are overdue per status (each counted up to `cap`, if given)."""
+    counts: dict[str, int] = {}
+    for status in QUEUE_STATUSES:
+        late = (
+            select(Lead.lead_id)
+            .where(Lead.status == status, Lead.due_at < now,
+                   Lead.action.in_(_late_actions(status)))
+        )
+        if cap is not None:
+            late = late.limit(cap)
+        subquery = late.subquery()
+        counts[status] = int(conn.execute(select(func.count()).select_from(subquery)).scalar_one())
+    return counts
+
+
+def overlaps_page(
+    conn: Connection,
+    partner_id: str | None,
+    *,
+    with_accounts: bool,
+    offset: int = 0,
+    limit: int = PAGE_SIZE,
+) -> list[OverlapView]:
+    """One page of overlaps, of one partner (None: all), by partner account.
+
+    Without `with_accounts` our side (account id and name) is left blank: what a partner sees.
+    """
+    offset, limit = _page(offset, limit)
+    o, pa_, acc = Overlap, PartnerAccount, Account
+    query = (
+        select(*Overlap.__table__.c, pa_.name.label("partner_account_name"),
+               acc.name.label("account_name"))
+        .join(pa_, and_(pa_.partner_id == o.partner_id,
+                        pa_.partner_account_id == o.partner_account_id), isouter=True)
+        .join(acc, acc.account_id == o.account_id, isouter=True)
+    )
+    if partner_id is not None:
+        query = query.where(o.partner_id == partner_id)
+    query = query.order_by(o.partner_id, o.partner_account_id, o.account_id)
+    views = []
+    for row in conn.execute(query.offset(offset).limit(limit)):
+        views.append(
+            OverlapView(
+                account_id=row.account_id if with_accounts else "",
+                account_name=row.account_name if with_accounts else None,
+                partner_id=row.partner_id,
+                partner_account_id=row.partner_account_id,
+                partner_account_name=row.partner_account_name,
+                relationship=row.relationship,
+                method=row.method,
+                probability=row.probability,
+            )
+        )
+    return views
+
+
+def partner_names(conn: Connection, partner_ids: Sequence[str] | None = None) -> dict[str, str]:
+    """Partner names by id (all partners, or the ones asked for)."""
+    query = select(Partner.partner_id, Partner.name)
+    if partner_ids is not None:
+        query = query.where(Partner.partner_id.in_(list(partner_ids)))
+    return {pid: name or pid for pid, name in conn.execute(query.order_by(Partner.partner_id))}
+
+
+def partner_exists(conn: Connection, partner_id: str) -> bool:
+    """Whether the workspace has this partner."""
+    found = conn.execute(select(Partner.partner_id).where(Partner.partner_id == partner_id))
+    return found.first() is not None
