@@ -228,9 +228,7 @@ def test_no_active_rep_means_no_motion(tmp_path: Path, store: Store) -> None:
     lead = leads(store)["L-a3"]
     assert lead["status"] == "candidate"
     assert lead["failed_gates"] == "motion"
-    assert (
-        lead["reason"] == "no motion: the account has no owner and territory NA has no active rep"
-    )
+    assert lead["reason"] == "no motion: no account owner; territory NA has no active rep"
     assert lead["owner_id"] is None and lead["action"] is None
 
 

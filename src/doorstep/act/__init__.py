@@ -8,7 +8,9 @@ from doorstep.act.rep_actions import (
     mark_intro_made,
     reject_lead,
 )
-from doorstep.act.routing import (
+from doorstep.act.stage import ActReport, OverdueMotion, RoutedLead, UnroutedLead, act
+from doorstep.act.worker import ChannelCounts, WorkerReport, deliver_due
+from doorstep.qualify.motion import (
     MotionRouter,
     MotionRules,
     MotionVerdict,
@@ -16,8 +18,6 @@ from doorstep.act.routing import (
     motion_rules,
     resolve_motion,
 )
-from doorstep.act.stage import ActReport, OverdueMotion, RoutedLead, UnroutedLead, act
-from doorstep.act.worker import ChannelCounts, WorkerReport, deliver_due
 
 __all__ = [
     "REJECT_REASONS",

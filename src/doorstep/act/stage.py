@@ -38,7 +38,9 @@ from doorstep.act.rep_actions import (
     OPEN_STATUSES,
     ROUTED,
 )
-from doorstep.act.routing import (
+from doorstep.act.worker import WorkerReport, run_worker
+from doorstep.config import Config, WarmthBands
+from doorstep.qualify.motion import (
     ACTION_LABELS,
     CO_SELL,
     PARTNER_INTRO,
@@ -51,8 +53,6 @@ from doorstep.act.routing import (
     motion_rules,
     warmth_band,
 )
-from doorstep.act.worker import WorkerReport, run_worker
-from doorstep.config import Config, WarmthBands
 from doorstep.store.models import (
     Account,
     Delivery,

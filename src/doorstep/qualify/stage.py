@@ -38,11 +38,11 @@ from doorstep.qualify.gates import (
     Roster,
     fit_verdict,
     lead_verdict,
-    motion_verdict,
     overlap_verdict,
     path_rank,
     warmth_verdict,
 )
+from doorstep.qualify.motion import MotionRouter, lead_facts, motion_rules
 from doorstep.qualify.warmth import (
     PartnerPath,
     TrackRecord,
@@ -55,6 +55,7 @@ from doorstep.store.models import (
     Lead,
     Opportunity,
     Overlap,
+    Partner,
     PartnerAccount,
     Rep,
     WarmthAnswer,
@@ -116,6 +117,7 @@ class Evidence:
     prior: dict[str, PriorLead] = field(default_factory=dict)
     past_qualify: set[str] = field(default_factory=set)
     learned: dict[str, float] | None = None  # learned win probability per account, when on
+    partner_managers: dict[str, str | None] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -292,18 +294,19 @@ def decide_leads(evidence: Evidence, config: Config, now: datetime) -> Decisions
         pending.append(_evaluate(account, paths, evidence, config, fit, now))
 
     loads = RepLoads(evidence.roster, evidence.assigned)
+    router = MotionRouter(evidence.roster.by_id, motion_rules(config))
     ready = [p for p in pending if p.overlap.passed and p.warmth.passed and p.fit.passed]
     ready.sort(key=lambda p: (-p.score, p.account.account_id))
     waiting = [p for p in pending if not (p.overlap.passed and p.warmth.passed and p.fit.passed)]
     for item, consumes in [(p, True) for p in ready] + [(p, False) for p in waiting]:
         lead_id = lead_id_for(item.account.account_id)
         prior = evidence.prior.get(item.account.account_id)
-        motion = motion_verdict(
-            item.account,
-            item.path,
-            evidence.roster,
+        motion = routed_motion(
+            item,
+            router,
             loads,
-            sla_days=config.qualify.sla_days,
+            evidence.partner_managers,
+            now=now,
             previous_owner_id=prior["owner_id"] if prior else None,
         )
         if consumes and motion.passed:
@@ -322,6 +325,42 @@ def decide_leads(evidence: Evidence, config: Config, now: datetime) -> Decisions
                 if path.answer is None and score.total >= config.warmth.min_score
             ]
     return decisions
+
+
+def routed_motion(
+    item: _Pending,
+    router: MotionRouter,
+    loads: RepLoads,
+    partner_managers: Mapping[str, str | None],
+    *,
+    now: datetime,
+    previous_owner_id: str | None = None,
+) -> GateResult:
+    """The motion gate: the act stage's routing rules resolve an owner, an action and a deadline.
+
+    Qualify and act share one router, so a lead routed here is routed the same way by act.
+    """
+    account, path = item.account, item.path
+    facts = lead_facts(
+        {**dict(account.attributes or {}), **{k: getattr(account, k) for k in ACCOUNT_COLUMNS}},
+        lead={"warmth_score": item.score},
+        path=(
+            {"partner_id": path.partner_id, "partner_account_id": path.partner_account_id,
+             "relationship": path.relationship, "answer": path.answer}
+            if path else None
+        ),
+        partner=({"partner_manager_id": partner_managers.get(path.partner_id)} if path else None),
+        bands=router.rules.warmth_bands,
+    )
+    verdict = router.resolve(facts, loads.counts, now=now, previous_owner_id=previous_owner_id)
+    days = int(round((verdict.due_at - now).total_seconds() / 86400)) if verdict.due_at else 0
+    detail: dict[str, Any] = {
+        "owner_id": verdict.owner_id,
+        "how": verdict.rule,
+        "action": verdict.action,
+        "sla_days": days,
+    }
+    return GateResult("motion", verdict.resolved, verdict.reason, detail)
 
 
 def _gates_json(item: _Pending, motion: GateResult) -> RawJSON:
@@ -496,6 +535,9 @@ def load_evidence(
         learned, note = _learned_fit(conn, config, accounts)
         notes.append(note)
     evidence = Evidence(
+        partner_managers=dict(
+            [tuple(r) for r in conn.execute(select(Partner.partner_id, Partner.partner_manager_id))]
+        ),
         accounts=accounts,
         paths=_load_paths(conn, answers),
         roster=roster,

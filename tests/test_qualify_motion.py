@@ -9,7 +9,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from doorstep.act.routing import (
+from doorstep.config import Config, RoutingRule, WarmthBands
+from doorstep.qualify.motion import (
     MotionRules,
     RepFacts,
     assign_motions,
@@ -19,7 +20,6 @@ from doorstep.act.routing import (
     resolve_motion,
     warmth_band,
 )
-from doorstep.config import Config, RoutingRule, WarmthBands
 
 NOW = datetime(2026, 11, 24, 9, 0)
 
