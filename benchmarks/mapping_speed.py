@@ -132,7 +132,8 @@ def main() -> None:
              .to_pylist()}
 
     table = Table(title="Mapping speed", title_justify="left")
-    for col in ("run", "wall s", "records/s", "peak RSS", "precision", "recall", "time vs doorstep"):
+    columns = ("run", "wall s", "records/s", "peak RSS", "precision", "recall", "vs doorstep")
+    for col in columns:
         table.add_column(col, justify="left" if col == "run" else "right")
     p, r = _prf(found, truth)
     table.add_row("doorstep map (exact tiers + match_names)", f"{doorstep.seconds:,.0f}",

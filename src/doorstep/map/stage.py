@@ -40,7 +40,7 @@ class MapReport:
 
 def _fetch(conn: Connection, statement: Any, names: list[str]) -> pa.Table:
     rows = conn.execute(statement).fetchall()
-    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
+    columns: list[tuple[Any, ...]] = list(zip(*rows, strict=True)) if rows else [() for _ in names]
     return pa.table({n: pa.array(c, type=pa.string()) for n, c in zip(names, columns, strict=True)})
 
 
@@ -110,9 +110,7 @@ def _fuzzy(con: duckdb.DuckDBPyConnection, threshold: float) -> pa.Table:
     """Probabilistic tier for partner accounts no exact tier matched."""
     from doorstep.map.names import match_names
 
-    left = con.sql(
-        "SELECT account_id AS id, name, country_code, domain FROM ours"
-    ).to_arrow_table()
+    left = con.sql("SELECT account_id AS id, name, country_code, domain FROM ours").to_arrow_table()
     right = con.sql("""
         SELECT partner_id || chr(31) || partner_account_id AS id, name, country_code, domain,
                partner_id AS "group"

@@ -345,9 +345,14 @@ def routed_motion(
         {**dict(account.attributes or {}), **{k: getattr(account, k) for k in ACCOUNT_COLUMNS}},
         lead={"warmth_score": item.score},
         path=(
-            {"partner_id": path.partner_id, "partner_account_id": path.partner_account_id,
-             "relationship": path.relationship, "answer": path.answer}
-            if path else None
+            {
+                "partner_id": path.partner_id,
+                "partner_account_id": path.partner_account_id,
+                "relationship": path.relationship,
+                "answer": path.answer,
+            }
+            if path
+            else None
         ),
         partner=({"partner_manager_id": partner_managers.get(path.partner_id)} if path else None),
         bands=router.rules.warmth_bands,
@@ -535,9 +540,10 @@ def load_evidence(
         learned, note = _learned_fit(conn, config, accounts)
         notes.append(note)
     evidence = Evidence(
-        partner_managers=dict(
-            [tuple(r) for r in conn.execute(select(Partner.partner_id, Partner.partner_manager_id))]
-        ),
+        partner_managers={
+            r.partner_id: r.partner_manager_id
+                for r in conn.execute(select(Partner.partner_id, Partner.partner_manager_id))
+        },
         accounts=accounts,
         paths=_load_paths(conn, answers),
         roster=roster,
