@@ -27,7 +27,7 @@ from doorstep.act import (
     reject_lead,
 )
 from doorstep.config import ConfigError
-from doorstep.demo import create_demo_workspace
+from doorstep.demo import DEMO_PASSWORD, create_demo_users, create_demo_workspace
 from doorstep.ingest import ImportFailure, ImportReport, import_workspace, init_workspace
 from doorstep.ingest.contract import RELATIONSHIPS, TABLES
 from doorstep.map import POPULATIONS, MapReport, map_accounts, overlap_matrix
@@ -378,6 +378,13 @@ def demo(
     workspace = _open(path)
     # The demo has no mail server: messages wait in the outbox (doorstep export PATH deliveries).
     run_pipeline(workspace, send=False)
+    users = Table(title=f"Web app: doorstep serve {path}, then log in at "
+                  "http://127.0.0.1:8000 with password " + DEMO_PASSWORD, title_justify="left")
+    for column in ("email", "role", "sees"):
+        users.add_column(column)
+    for email, role, scope in create_demo_users(workspace):
+        users.add_row(email, role, scope)
+    console.print(users)
     console.print(
         f"\nNext: look at the quarantine (doorstep export {path} quarantine) and the overlaps "
         f"(doorstep export {path} overlaps)."

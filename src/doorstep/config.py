@@ -188,6 +188,10 @@ class MeasureConfig(_Section):
     )
 
 
+class WebConfig(_Section):
+    share_amounts: bool = Field(False, description="show opportunity amounts to partners")
+
+
 class Config(_Section):
     """Everything in doorstep.toml; every key has a default."""
 
@@ -199,6 +203,7 @@ class Config(_Section):
     routing: RoutingConfig = Field(default_factory=lambda: RoutingConfig())
     act: ActConfig = Field(default_factory=lambda: ActConfig())
     measure: MeasureConfig = Field(default_factory=lambda: MeasureConfig())
+    web: WebConfig = Field(default_factory=lambda: WebConfig())
 
 
 def _describe(error: Any) -> str:
@@ -334,4 +339,8 @@ window_days = 90
 # Share of EQLs that get no motion (a stable draw by lead id), so the report can measure the
 # motion's lift against them. 0 means no holdout.
 holdout_share = 0.0
+
+[web]
+# Show opportunity amounts to partner users in the portal.
+share_amounts = false
 """
