@@ -136,6 +136,9 @@ def main() -> None:
     for col in columns:
         table.add_column(col, justify="left" if col == "run" else "right")
     p, r = _prf(found, truth)
+    console.print(f"doorstep: {doorstep.seconds:,.0f} s, peak {doorstep.peak_rss / 2**30:.1f} GiB, "
+                  f"precision {p:.4f}, recall {r:.4f}; phases: "
+                  + ", ".join(f"{step} at {t:,.0f} s" for step, t in phases))
     table.add_row("doorstep map (exact tiers + match_names)", f"{doorstep.seconds:,.0f}",
                   f"{records / doorstep.seconds:,.0f}", f"{doorstep.peak_rss / 2**30:.1f} GiB",
                   f"{p:.4f}", f"{r:.4f}", "1.00x")
