@@ -18,6 +18,7 @@ import random
 import shutil
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,16 +34,14 @@ from doorstep.config import Config, IcpConfig
 from doorstep.qualify import qualify_leads
 from doorstep.qualify.fit import AccountFacts, icp_rules
 from doorstep.qualify.gates import (
-    RepFacts,
-    RepLoads,
-    Roster,
+    GateResult,
     fit_verdict,
     lead_verdict,
-    motion_verdict,
     overlap_verdict,
     path_rank,
     warmth_verdict,
 )
+from doorstep.qualify.motion import RepFacts, lead_facts, motion_rules, resolve_motion
 from doorstep.qualify.warmth import PartnerPath, TrackRecord, warmth_score
 from doorstep.store import Store, open_store
 from doorstep.store.models import (
@@ -196,10 +195,13 @@ def naive_qualify(store: Store, config: Config, now: datetime, limit: int | None
     """Baseline: one account at a time through the ORM, a few queries each, same gates."""
     rules = icp_rules(config.icp)
     with Session(store.engine) as s:
-        roster = Roster.of(
-            RepFacts(r.rep_id, r.territory, r.capacity, r.active) for r in s.scalars(select(Rep))
-        )
-        loads = RepLoads(roster)
+        reps = {
+            r.rep_id: RepFacts(r.rep_id, territory=r.territory, capacity=r.capacity,
+                               active=r.active)
+            for r in s.scalars(select(Rep))
+        }
+        rules_of_motion = motion_rules(config)
+        loads: Counter[str] = Counter()
         records: dict[str, TrackRecord] = {}
         ids = s.scalars(select(Overlap.account_id).distinct().order_by(Overlap.account_id))
         account_ids = list(ids)[:limit]
@@ -253,10 +255,16 @@ def naive_qualify(store: Store, config: Config, now: datetime, limit: int | None
             warmth = warmth_verdict(path, best, config.warmth)
             overlap = overlap_verdict(account, [p for p, _ in scored], include_customers=False)
             fit = fit_verdict(account, rules)
-            motion = motion_verdict(account, path, roster, loads, sla_days=config.qualify.sla_days)
+            facts = lead_facts(
+                {"owner_id": account.owner_id, "territory": account.territory},
+                path={"relationship": path.relationship, "answer": path.answer},
+            )
+            routed = resolve_motion(facts, reps, rules_of_motion, loads, now=now)
+            motion = GateResult("motion", routed.resolved, routed.reason,
+                                {"owner_id": routed.owner_id, "action": routed.action})
             verdict = lead_verdict((overlap, warmth, fit, motion))
             if verdict.status == "eql":
-                loads.assign(str(motion.detail["owner_id"]))
+                loads[str(routed.owner_id)] += 1
             lead_id = f"N-{account_id}"
             if s.get(Lead, lead_id) is None:
                 s.add(

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from doorstep.config import IcpConfig, IcpRange, SlaDaysConfig, WarmthConfig
+from doorstep.config import IcpConfig, IcpRange, WarmthConfig
 from doorstep.qualify.fit import (
     AccountFacts,
     check_icp,
@@ -17,16 +17,10 @@ from doorstep.qualify.fit import (
 )
 from doorstep.qualify.gates import (
     GateResult,
-    RepFacts,
-    RepLoads,
-    Roster,
     fit_verdict,
     lead_verdict,
-    motion_action,
-    motion_verdict,
     overlap_verdict,
     path_rank,
-    resolve_owner,
     warmth_verdict,
 )
 from doorstep.qualify.warmth import PartnerPath, WarmthScore
@@ -250,105 +244,6 @@ def test_no_icp_rules_means_every_account_fits() -> None:
     result = fit_verdict(account(industry=None, employees=None), rules)
     assert result.passed and result.detail["fit_score"] == 100
     assert fit_score(check_icp(account(), rules)) == 100
-
-
-# --- motion -------------------------------------------------------------------------------
-
-REPS = [
-    RepFacts("r1", "EMEA", 10, True),
-    RepFacts("r2", "NA", 10, False),
-    RepFacts("r3", "NA", 2, True),
-    RepFacts("r4", "NA", 2, True),
-    RepFacts("r5", "APAC", None, None),
-]
-
-
-def owner_of(acct: AccountFacts, assigned: dict[str, int] | None = None, **kw: str) -> str | None:
-    roster = Roster.of(REPS)
-    return resolve_owner(acct, roster, RepLoads(roster, assigned), **kw).owner_id
-
-
-def test_an_active_account_owner_owns_the_lead() -> None:
-    assert owner_of(account(owner_id="r1")) == "r1"
-
-
-def test_an_inactive_owner_hands_over_to_the_territory_rep_with_fewest_leads() -> None:
-    acct = account(owner_id="r2", territory="NA")
-    assert owner_of(acct) == "r3"  # tie on load: lowest rep_id
-    assert owner_of(acct, {"r3": 1}) == "r4"
-
-
-def test_a_rep_at_capacity_is_skipped() -> None:
-    assert owner_of(account(owner_id=None, territory="NA"), {"r3": 2, "r4": 1}) == "r4"
-
-
-def test_no_rep_with_capacity_means_no_motion() -> None:
-    roster = Roster.of(REPS)
-    loads = RepLoads(roster, {"r3": 2, "r4": 2})
-    result = resolve_owner(account(owner_id="r2", territory="NA"), roster, loads)
-    assert result.owner_id is None
-    assert result.reason == (
-        "no motion: owner r2 is inactive and every active rep in territory NA is at capacity"
-    )
-
-
-def test_a_territory_without_active_reps_means_no_motion() -> None:
-    roster = Roster.of(REPS)
-    result = resolve_owner(account(owner_id=None, territory="LATAM"), roster, RepLoads(roster))
-    assert (
-        result.reason == "no motion: the account has no owner and territory LATAM has no active rep"
-    )
-
-
-def test_missing_active_flag_counts_as_active_and_missing_capacity_as_unlimited() -> None:
-    assert owner_of(account(owner_id=None, territory="apac"), {"r5": 10_000}) == "r5"
-
-
-def test_the_previous_territory_owner_is_kept_while_it_has_room() -> None:
-    acct = account(owner_id=None, territory="NA")
-    assert owner_of(acct, {"r4": 1}, previous_owner_id="r4") == "r4"
-    assert owner_of(acct, {"r4": 2}, previous_owner_id="r4") == "r3"
-
-
-def test_loads_count_assignments_made_during_the_run() -> None:
-    roster = Roster.of(REPS)
-    loads = RepLoads(roster)
-    acct = account(owner_id=None, territory="NA")
-    chosen = []
-    for _ in range(5):
-        owner = resolve_owner(acct, roster, loads).owner_id
-        chosen.append(owner)
-        if owner:
-            loads.assign(owner)
-    assert chosen == ["r3", "r4", "r3", "r4", None]
-
-
-@pytest.mark.parametrize(
-    ("relationship", "answer", "action"),
-    [
-        ("customer", "strong", "partner_intro"),
-        ("customer", "some", "rep_outreach"),
-        ("opportunity", "strong", "co_sell"),
-        ("opportunity", None, "co_sell"),
-        ("prospect", "strong", "rep_outreach"),
-    ],
-)
-def test_action_follows_the_partner_relationship_and_answer(
-    relationship: str, answer: str | None, action: str
-) -> None:
-    assert motion_action(path(relationship, answer)) == action
-
-
-def test_motion_carries_owner_action_and_the_sla_for_that_action() -> None:
-    roster = Roster.of(REPS)
-    sla = SlaDaysConfig(partner_intro=4, co_sell=6, rep_outreach=1)
-    result = motion_verdict(
-        account(), path("customer", "strong"), roster, RepLoads(roster), sla_days=sla
-    )
-    assert result.passed
-    assert result.detail == {"owner_id": "r1", "how": "account owner", "action": "partner_intro",
-                             "sla_days": 4}  # fmt: skip
-    assert result.reason == "partner_intro by account owner r1 within 4 days"
 
 
 # --- the lead's verdict -------------------------------------------------------------------

@@ -21,7 +21,8 @@ from sqlalchemy import delete, func, select
 from doorstep.config import Config, IcpConfig, QualifyConfig, WarmthConfig
 from doorstep.qualify import qualify_leads
 from doorstep.qualify.fit import AccountFacts, icp_rules
-from doorstep.qualify.gates import RepFacts, Roster, fit_verdict
+from doorstep.qualify.gates import fit_verdict
+from doorstep.qualify.motion import RepFacts
 from doorstep.qualify.stage import Evidence, decide_leads
 from doorstep.qualify.warmth import POSITIVE_ANSWERS, PartnerPath, track_records
 from doorstep.store import Store, open_store
@@ -157,7 +158,7 @@ def evidence_of(world: World) -> Evidence:
     return Evidence(
         accounts={a["account_id"]: AccountFacts(**a) for a in world.accounts},
         paths=paths,
-        roster=Roster.of(RepFacts(**r) for r in world.reps),
+        reps={r["rep_id"]: RepFacts(**r) for r in world.reps},
         track_records=track_records((pid, a["answer"]) for (pid, _), a in latest.items()),
     )
 

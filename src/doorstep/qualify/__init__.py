@@ -1,6 +1,7 @@
 """qualify: the four gates (overlap, warmth, fit, motion) that turn overlaps into EQLs."""
 
-from doorstep.qualify.gates import GateResult, fit_verdict, resolve_owner, warmth_verdict
+from doorstep.qualify.gates import GateResult, fit_verdict, warmth_verdict
+from doorstep.qualify.motion import resolve_motion
 from doorstep.qualify.stage import FunnelStep, QualifyReport, funnel, qualify_leads
 from doorstep.qualify.warmth import warmth_score
 
@@ -11,7 +12,7 @@ __all__ = [
     "fit_verdict",
     "funnel",
     "qualify_leads",
-    "resolve_owner",
+    "resolve_motion",
     "warmth_score",
     "warmth_verdict",
 ]

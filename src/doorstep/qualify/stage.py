@@ -33,16 +33,13 @@ from doorstep.qualify.gates import (
     EQL,
     WARMTH_REQUESTED,
     GateResult,
-    RepFacts,
-    RepLoads,
-    Roster,
     fit_verdict,
     lead_verdict,
     overlap_verdict,
     path_rank,
     warmth_verdict,
 )
-from doorstep.qualify.motion import MotionRouter, lead_facts, motion_rules
+from doorstep.qualify.motion import MotionRouter, RepFacts, lead_facts, motion_rules
 from doorstep.qualify.warmth import (
     PartnerPath,
     TrackRecord,
@@ -111,7 +108,7 @@ class Evidence:
 
     accounts: dict[str, AccountFacts]
     paths: dict[str, list[PartnerPath]]
-    roster: Roster
+    reps: dict[str, RepFacts]
     track_records: dict[str, TrackRecord]
     assigned: dict[str, int] = field(default_factory=dict)
     prior: dict[str, PriorLead] = field(default_factory=dict)
@@ -293,8 +290,8 @@ def decide_leads(evidence: Evidence, config: Config, now: datetime) -> Decisions
                 continue
         pending.append(_evaluate(account, paths, evidence, config, fit, now))
 
-    loads = RepLoads(evidence.roster, evidence.assigned)
-    router = MotionRouter(evidence.roster.by_id, motion_rules(config))
+    loads = Counter(evidence.assigned)  # open leads per rep, counting this run's assignments
+    router = MotionRouter(evidence.reps, motion_rules(config))
     ready = [p for p in pending if p.overlap.passed and p.warmth.passed and p.fit.passed]
     ready.sort(key=lambda p: (-p.score, p.account.account_id))
     waiting = [p for p in pending if not (p.overlap.passed and p.warmth.passed and p.fit.passed)]
@@ -310,7 +307,7 @@ def decide_leads(evidence: Evidence, config: Config, now: datetime) -> Decisions
             previous_owner_id=prior["owner_id"] if prior else None,
         )
         if consumes and motion.passed:
-            loads.assign(str(motion.detail["owner_id"]))
+            loads[str(motion.detail["owner_id"])] += 1
         decisions.leads[item.account.account_id] = _lead_values(item, motion, prior, lead_id, now)
         if item.overlap.passed and item.fit.passed:
             decisions.asks += [
@@ -330,7 +327,7 @@ def decide_leads(evidence: Evidence, config: Config, now: datetime) -> Decisions
 def routed_motion(
     item: _Pending,
     router: MotionRouter,
-    loads: RepLoads,
+    loads: Mapping[str, int],
     partner_managers: Mapping[str, str | None],
     *,
     now: datetime,
@@ -357,7 +354,7 @@ def routed_motion(
         partner=({"partner_manager_id": partner_managers.get(path.partner_id)} if path else None),
         bands=router.rules.warmth_bands,
     )
-    verdict = router.resolve(facts, loads.counts, now=now, previous_owner_id=previous_owner_id)
+    verdict = router.resolve(facts, loads, now=now, previous_owner_id=previous_owner_id)
     days = int(round((verdict.due_at - now).total_seconds() / 86400)) if verdict.due_at else 0
     detail: dict[str, Any] = {
         "owner_id": verdict.owner_id,
@@ -528,10 +525,10 @@ def load_evidence(
     """Everything the gates need from the store, in a few selects; also the latest answers."""
     answers = _latest_answers(conn)
     needs_attributes = any(k not in ACCOUNT_COLUMNS for k in config.icp.extra)
-    roster = Roster.of(
-        RepFacts(*r)
+    reps = {
+        r.rep_id: RepFacts(r.rep_id, territory=r.territory, capacity=r.capacity, active=r.active)
         for r in conn.execute(select(Rep.rep_id, Rep.territory, Rep.capacity, Rep.active))
-    )
+    }
     prior, past, assigned = _load_prior(conn)
     wanted = union(select(Overlap.account_id), select(Lead.account_id)).subquery()
     accounts = _load_accounts(conn, select(wanted.c.account_id), needs_attributes)
@@ -546,7 +543,7 @@ def load_evidence(
         },
         accounts=accounts,
         paths=_load_paths(conn, answers),
-        roster=roster,
+        reps=reps,
         track_records=track_records((pid, answer) for (pid, _), (answer, _) in answers.items()),
         assigned=assigned,
         prior=prior,
