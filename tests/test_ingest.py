@@ -237,3 +237,13 @@ def test_datetimes_with_offsets_are_stored_in_utc(small_workspace: Path, store: 
     with store.engine.connect() as conn:
         created = conn.execute(select(SourceLead.created_at)).scalar_one()
     assert (created.hour, created.tzinfo) == (8, None)
+
+
+def test_a_nul_character_is_quarantined_not_stored(small_workspace: Path, store: Store) -> None:
+    with_row(small_workspace, "accounts", account_id="a9", name="Bad\x00Name", industry="x\x00")
+    report = import_workspace(small_workspace, store)
+    problems = quarantine(store)
+    assert {p["column_name"] for p in problems} == {"name", "industry"}
+    assert all("NUL character" in p["reason"] for p in problems)
+    assert {p["value"] for p in problems} == {"Bad\\0Name", "x\\0"}
+    assert report.tables["accounts"].quarantined == 1 and count(store, Account) == 2

@@ -200,7 +200,7 @@ def _quarantine_rows(
             "file": file,
             "row_number": r.row,
             "column_name": None,
-            "value": r.text[:1000],
+            "value": r.text[:1000].replace("\x00", "\\0"),
             "reason": f"expected {r.expected} fields, found {r.found}",
         }
         for r in table_file.ragged

@@ -17,6 +17,7 @@ _DATETIME = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?"
     r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)?)?$"
 )
+NUL_REASON = "contains a NUL character (\\0), which the store cannot hold; remove it"
 TRUE_WORDS = ("true", "t", "yes", "y", "1")
 FALSE_WORDS = ("false", "f", "no", "n", "0")
 
@@ -195,6 +196,13 @@ def check_table(con: duckdb.DuckDBPyConnection, table_file: TableFile) -> Checke
         for c in present
         for r in column_rules(c)
     ]
+    # PostgreSQL text cannot hold NUL; such a value is refused, not silently altered.
+    parts += [
+        f"SELECT {ROW} AS row, '{name.replace(chr(39), chr(39) * 2)}' AS col, {q(name)} AS value, "
+        f"'{NUL_REASON}' AS reason FROM {src} WHERE contains({q(name)}, chr(0))"
+        for name in table_file.data.column_names
+        if name != ROW
+    ]
     empty = "SELECT NULL::BIGINT AS row, NULL AS col, NULL AS value, NULL AS reason WHERE false"
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE bad_{table.name} AS {' UNION ALL '.join(parts) or empty}"
@@ -249,7 +257,8 @@ def check_table(con: duckdb.DuckDBPyConnection, table_file: TableFile) -> Checke
         f"FROM {src} WHERE {ROW} NOT IN (SELECT row FROM bad_{table.name}) ORDER BY {ROW}"
     ).to_arrow_table()
     problems = con.sql(
-        f"SELECT row AS {ROW}, col AS column, value, reason FROM bad_{table.name} ORDER BY row, col"
+        f"SELECT row AS {ROW}, col AS column, replace(value, chr(0), '\\0') AS value, reason "
+        f"FROM bad_{table.name} ORDER BY row, col"
     ).to_arrow_table()
     register_keys(con, table, valid)
     con.unregister(src)
