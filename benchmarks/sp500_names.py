@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -39,7 +40,9 @@ from _measure import machine, measure  # noqa: E402
 from doorstep.map.names import match_names  # noqa: E402
 from doorstep.map.normalize import identifying_domain, normalise_name  # noqa: E402
 
-DATA = Path("/work/shared/data")
+# sp500_constituents.csv and sec_company_tickers.json; by default beside the repository.
+DATA = Path(os.environ.get("DOORSTEP_REFERENCE_DATA",
+                           Path(__file__).resolve().parents[2] / "shared" / "data"))
 THRESHOLD = 0.9
 console = Console(width=max(Console().width, 140))
 
