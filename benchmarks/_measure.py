@@ -1,7 +1,8 @@
-"""Shared benchmark plumbing: wall time and peak resident memory of a piece of work."""
+"""Shared benchmark plumbing: wall time and peak memory (workers too) of a piece of work."""
 
 from __future__ import annotations
 
+import os
 import platform
 import threading
 import time
@@ -13,11 +14,39 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def _rss_bytes() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
+def _status_kib(path: Path, field: str) -> int:
+    try:
+        for line in path.read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1])
+    except OSError:  # the process ended meanwhile
+        pass
     return 0
+
+
+def _descendants(pid: int) -> list[int]:
+    out: list[int] = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            kids = [int(k) for k in children.read_text().split()]
+        except OSError:
+            continue
+        for kid in kids:
+            out.extend([kid, *_descendants(kid)])
+    return out
+
+
+def _rss_bytes() -> int:
+    """Memory held by this process and its worker processes.
+
+    Alone: its resident set. With workers (forked, sharing pages copy-on-write): the sum of
+    each process's proportional set size, which counts a shared page once.
+    """
+    kids = _descendants(os.getpid())
+    if not kids:
+        return _status_kib(Path("/proc/self/status"), "VmRSS:") * 1024
+    pids = [os.getpid(), *kids]
+    return sum(_status_kib(Path(f"/proc/{p}/smaps_rollup"), "Pss:") for p in pids) * 1024
 
 
 @dataclass

@@ -21,13 +21,16 @@ from doorstep.map.normalize import (
     REASON_SITE_BUILDER,
     REASON_SOCIAL,
     identifying_domain,
+    is_name_usable,
     is_non_identifying,
+    name_forms,
     name_key_loose,
     name_tokens,
     normalise_country,
     normalise_distinct,
     normalise_name,
     registrable_domain,
+    website_hint,
     website_host,
 )
 
@@ -287,6 +290,60 @@ def test_free_mail_list_is_the_packages_thousands_plus_our_own() -> None:
 )
 def test_directories_and_shorteners_are_non_identifying(website: str, reason: str) -> None:
     assert is_non_identifying(website) == reason
+
+
+@pytest.mark.parametrize(
+    ("website", "hint"),
+    [
+        ("linkedin.com/company/swancore-studios", "swancorestudios"),
+        ("https://www.linkedin.com/company/quigley-goods/about/", "quigleygoods"),
+        ("facebook.com/pages/Acme-Freight/12345", "acmefreight"),
+        ("x.com/@AcmeHQ", "acmehq"),
+        ("crunchbase.com/organization/acme-freight", "acmefreight"),
+        ("acme.wixsite.com/shop", "acme"),
+        ("acmetools.myshopify.com", "acmetools"),
+        ("https://sites.google.com/view/acme-tools", "acmetools"),
+        ("laurentalmeidametals.info@outlook.com", "laurentalmeidametals"),
+        ("acme_freight+sales@gmail.com", "acme"),
+        ("https://www.linkedin.com/in/jane-doe", None),  # a person, not a company
+        ("linkedin.com", None),
+        ("gmail.com", None),
+        ("joe@gmail.com", None),  # too short to mean much
+        ("www.acme.com", None),  # identifying: its domain is the evidence
+        ("not a website", None),
+        (None, None),
+    ],
+)
+def test_a_non_identifying_website_still_spells_a_name(website: str | None, hint: str | None,
+                                                      ) -> None:
+    assert website_hint(website) == hint
+
+
+@given(st.text(max_size=60))
+@settings(max_examples=300, deadline=None)
+def test_website_hint_never_fails_and_is_a_plain_handle(website: str) -> None:
+    hint = website_hint(website)
+    assert hint is None or (hint.isalnum() and hint == hint.lower() and len(hint) >= 4)
+    assert hint is None or identifying_domain(website) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "usable"),
+    [("Inc.", False), ("GmbH & Co. KG", False), ("", False), (None, False), ("Acme Inc", True),
+     ("The Acme Company", True)],
+)
+def test_a_name_that_is_only_a_legal_form_is_not_usable(name: str | None, usable: bool) -> None:
+    assert is_name_usable(name) is usable
+
+
+@given(st.text(max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_name_forms_agree_with_the_name_key(name: str) -> None:
+    key, every = name_forms(name)
+    assert key == normalise_name(name)
+    # the key is the name's words with legal form and "the" taken off the ends
+    assert len(key.split()) <= len(every.split())
+    assert bool(key) == bool(every)
 
 
 @pytest.mark.parametrize(

@@ -175,6 +175,9 @@ class ActConfig(_Section):
 
 class MappingConfig(_Section):
     threshold: float = Field(0.9, ge=0, le=1, description="minimum match probability")
+    workers: int = Field(
+        0, ge=0, description="processes used to normalise and compare names (0: every core)"
+    )
 
 
 class MeasureConfig(_Section):
@@ -331,6 +334,7 @@ escalate = true           # overdue motions go to the rep's manager (reps column
 [mapping]
 # Minimum match probability for a fuzzy (probabilistic) account match.
 threshold = 0.9
+workers = 0               # processes that normalise and compare names; 0 uses every core
 
 [measure]
 # An opportunity counts for a lead when created within this many days after it (one that names

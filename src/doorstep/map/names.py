@@ -55,7 +55,15 @@ import pandas as pd
 import pyarrow as pa
 from rapidfuzz.distance import OSA
 
-from doorstep.map.normalize import identifying_domain, name_tokens, normalise_country
+from doorstep.map.normalize import (
+    MIN_HINT_LENGTH,
+    identifying_domain,
+    name_forms,
+    name_tokens,
+    normalise_country,
+    website_hint,
+)
+from doorstep.map.parallel import map_ranges
 
 __all__ = [
     "LEVELS",
@@ -70,6 +78,7 @@ __all__ = [
     "compare",
     "match_names",
     "profile",
+    "regional_core",
 ]
 
 log = logging.getLogger(__name__)
@@ -124,6 +133,7 @@ _ROMAN = {
     "xii": "12", "xiii": "13", "xiv": "14", "xv": "15", "xx": "20",
 }
 _ORDINAL = re.compile(r"^(\d+)(?:st|nd|rd|th)$")
+_DIGIT = re.compile(r"\d")
 
 # Legal forms, by family: forms of one family are interchangeable spellings ("Inc"/"Corp" in
 # the US, "Ltd"/"Limited"); a name can carry several ("GmbH & Co. KG", "Corp plc").
@@ -191,6 +201,15 @@ REFERENCE_U: dict[str, tuple[float, ...]] = {
 # log(records / name_twin_rate * m / namesake share) for its level.
 NAMESAKE_WORDS = (0.15, 0.10, 0.15, 0.10, 0.05, 0.15, 0.30)
 
+# How what one record's website spells (its domain label, a social handle, a mailbox) meets the
+# other record's name, where the two do not both have an identifying domain: the same string
+# ("knoxromerologistics.com" / "Knox & Romero Logistics"), one the start of the other, or
+# different. m by judgement; u re-estimated on the candidate pairs, each weighted by how unlikely
+# it is to be a match, starting from `WEBSITE_U`.
+WEBSITE_LEVELS = ("equal", "prefix", "differs")
+WEBSITE_M = (0.75, 0.10, 0.15)
+WEBSITE_U = (0.01, 0.09, 0.90)
+
 
 @dataclass(frozen=True)
 class MatchParams:
@@ -233,6 +252,8 @@ class NameProfile:
     tokens: tuple[str, ...]
     legal: frozenset[str] = frozenset()
     numbers: frozenset[str] = frozenset()
+    # the name as a website would spell it: "acmefreight", "bankofamerica" and "bankamerica"
+    labels: frozenset[str] = frozenset()
 
     @property
     def key(self) -> str:
@@ -250,6 +271,7 @@ def _stem(token: str) -> str:
     return token
 
 
+@lru_cache(maxsize=1 << 18)
 def _matching_form(token: str) -> str:
     """Return a word's comparison form: abbreviation expanded, numbers canonical, singular."""
     token = ABBREVIATIONS.get(token, token)
@@ -291,12 +313,25 @@ def _legal_families(name: str) -> frozenset[str]:
     return frozenset(families)
 
 
-@lru_cache(maxsize=1 << 20)
-def profile(name: str) -> NameProfile:
-    """Return the matching profile of one raw (or already normalised) company name."""
-    tokens = tuple(_matching_form(t) for t in name_tokens(name))
-    numbers = frozenset(t for t in tokens if any(c.isdigit() for c in t))
-    return NameProfile(tokens, _legal_families(name), numbers)
+def profile(name: str, key: str | None = None, every: str | None = None) -> NameProfile:
+    """Return the matching profile of one raw (or already normalised) company name.
+
+    `key` and `every` are the name's `normalize.name_forms`, when the caller has them.
+    """
+    if key is None or every is None:
+        key, every = name_forms(name)
+    words = key.split()
+    tokens = tuple(_matching_form(t) for t in words)
+    numbers = frozenset(t for t in tokens if not t.isalpha() and _DIGIT.search(t))
+    labels = {"".join(words), "".join(w for w in words if w not in STOPWORDS)}
+    for cut in (1, 2):  # "acme emea" is spelled "acme" too
+        if len(words) > cut and _is_region(tuple(words[-cut:])):
+            labels.add("".join(words[:-cut]))
+    raw = every.split()
+    if words and raw[:len(words)] == list(words):  # and "acmecompany" for "Acme Company"
+        labels.update("".join(raw[:k]) for k in range(len(words) + 1, len(raw) + 1))
+    return NameProfile(tokens, _legal_families(name), numbers,
+                       frozenset(x for x in labels if len(x) >= MIN_HINT_LENGTH))
 
 
 def _content(tokens: Sequence[str]) -> list[str]:
@@ -331,17 +366,22 @@ class TokenStats:
         seen = max(self.df.get(token, 0) - own, 0)
         return self.log_n - math.log(seen + self.unseen)
 
-    def near_count(self, token: str) -> int:
-        """Return how many names hold a word one typo from `token` (itself included)."""
-        count = self._near.get(token)
-        if count is not None:
-            return count
+    def prepare(self) -> None:
+        """Build the one-deletion index of the words, which typo weights need."""
         if self._deletes is None:
             self._deletes = {}
             for t in self.df:
                 if len(t) >= 5 and not t.isdigit():
                     for d in _deletions(t):
                         self._deletes.setdefault(d, []).append(t)
+
+    def near_count(self, token: str) -> int:
+        """Return how many names hold a word one typo from `token` (itself included)."""
+        count = self._near.get(token)
+        if count is not None:
+            return count
+        self.prepare()
+        assert self._deletes is not None
         near = {v for d in _deletions(token) for v in self._deletes.get(d, ())}
         count = sum(self.df[v] for v in near
                     if v[0] == token[0] and OSA.distance(token, v, score_cutoff=1) <= 1)
@@ -537,6 +577,29 @@ def _is_region(tail: tuple[str, ...]) -> bool:
     return len(phrase) >= 4 and normalise_country(phrase) is not None
 
 
+_REGIONAL_TAIL = re.compile(
+    r"^(?P<head>.*\S)\s*(?:\((?P<paren>[^()]+)\)|\s[-\u2013\u2014]\s*(?P<dash>[^-\u2013\u2014()]+))\s*$"
+)
+
+
+def regional_core(name: str | None) -> str | None:
+    """Return the normalised name of a regional record ("Acme (EMEA)", "Acme - Germany"), or None.
+
+    A CRM often holds a company once per region, its name carrying the region in parentheses
+    or after a dash; the name without it is the company's.
+    """
+    if not isinstance(name, str):
+        return None
+    m = _REGIONAL_TAIL.match(name.strip())
+    if m is None:
+        return None
+    tail = tuple(name_tokens(m.group("paren") or m.group("dash") or ""))
+    if not tail or not _is_region(tail):
+        return None
+    core = " ".join(name_tokens(m.group("head")))
+    return core or None
+
+
 def _words_level(lx: tuple[int, int, int], rx: tuple[int, int, int]) -> int:
     """Return the "words" level of two sides' unexplained-word counts."""
     lid, rid = lx[1] + lx[2], rx[1] + rx[2]
@@ -655,10 +718,11 @@ class NameModel:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the model as plain data, for reports."""
+        levels = {**LEVELS, "website": WEBSITE_LEVELS}
         return {
             f: {lvl: {"m": round(float(self.m[f][i]), 4), "u": round(float(self.u[f][i]), 4)}
-                for i, lvl in enumerate(LEVELS[f])}
-            for f in FEATURES
+                for i, lvl in enumerate(levels[f])}
+            for f in levels if f in self.m and f in self.u
         }
 
 
@@ -688,7 +752,7 @@ def _estimate_u(levels: Ints, prior_pairs: float) -> dict[str, Floats]:
 
 @dataclass
 class _Side:
-    """One side's records reduced to distinct (name, country, domain) record profiles."""
+    """One side's records reduced to distinct (name, country, domain, ...) record profiles."""
 
     ids: pa.Array
     record: Ints  # record profile of each input row
@@ -697,6 +761,10 @@ class _Side:
     domain: list[str | None]
     profiles: list[NameProfile]
     group: list[str | None]
+    # what a non-identifying website still spells (a social handle, a mailbox), per record
+    hint: list[str | None]
+    # records known to be one company (our own duplicate accounts), per record; None: alone
+    cluster: list[str | None]
 
 
 def _column(table: pa.Table, *names: str) -> list[Any] | None:
@@ -708,6 +776,10 @@ def _column(table: pa.Table, *names: str) -> list[Any] | None:
     return None
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def _side(table: pa.Table | pd.DataFrame) -> _Side:
     """Reduce an input table to record profiles."""
     if isinstance(table, pd.DataFrame):
@@ -716,37 +788,47 @@ def _side(table: pa.Table | pd.DataFrame) -> _Side:
     names = _column(table, "name", "name_key")
     if names is None:
         raise ValueError("a side needs a `name` (or `name_key`) column")
+    n = len(names)
+    keys = _column(table, "name_key") if "name" in table.column_names else None
+    every = _column(table, "name_words") if keys is not None else None
     codes = _column(table, "country_code")
     if codes is None:
         raw = _column(table, "country")
-        codes = [normalise_country(c) for c in raw] if raw is not None else [None] * len(names)
+        codes = [normalise_country(c) for c in raw] if raw is not None else [None] * n
     domains = _column(table, "domain")
+    sites = _column(table, "website")
     if domains is None:
-        sites = _column(table, "website")
-        domains = [identifying_domain(w) for w in sites] if sites else [None] * len(names)
-    groups = _column(table, "group") or [None] * len(names)
+        domains = [identifying_domain(w) for w in sites] if sites else [None] * n
+    hints = _column(table, "hint")
+    if hints is None:
+        hints = [website_hint(w) for w in sites] if sites else [None] * n
+    groups = _column(table, "group") or [None] * n
+    clusters = _column(table, "cluster") or [None] * n
+    texts = [nm if isinstance(nm, str) else "" for nm in names]
     name_index: dict[str, int] = {}
-    profiles: list[NameProfile] = []
     profile_index: dict[NameProfile, int] = {}
-    rec_index: dict[tuple[int, str | None, str | None, str | None], int] = {}
-    record = np.empty(len(names), np.int64)
+    text_pid: list[int] = []
+    for k, text in enumerate(texts):
+        if text not in name_index:
+            name_index[text] = len(text_pid)
+            made = profile(text, keys[k] if keys else None, every[k] if every else None)
+            text_pid.append(profile_index.setdefault(made, len(profile_index)))
+    profiles = list(profile_index)
+    rec_index: dict[tuple[Any, ...], int] = {}
+    record = np.empty(n, np.int64)
     name_pid: list[int] = []
     country: list[str | None] = []
     domain: list[str | None] = []
     group: list[str | None] = []
-    for row, (nm, cc, dm, gr) in enumerate(zip(names, codes, domains, groups, strict=True)):
-        text = nm if isinstance(nm, str) else ""
-        pid = name_index.get(text)
-        if pid is None:
-            prof = profile(text)
-            pid = profile_index.setdefault(prof, len(profiles))
-            if pid == len(profiles):
-                profiles.append(prof)
-            name_index[text] = pid
+    hint: list[str | None] = []
+    cluster: list[str | None] = []
+    for row, (text, cc, dm, gr, ht, cl) in enumerate(
+            zip(texts, codes, domains, groups, hints, clusters, strict=True)):
+        pid = text_pid[name_index[text]]
         dm = dm.lower() if isinstance(dm, str) and dm else None
-        cc = cc if isinstance(cc, str) and cc else None
+        cc, ht, cl = _text(cc), _text(ht), _text(cl)
         gr = None if gr is None else str(gr)
-        key = (pid, cc, dm, gr)
+        key = (pid, cc, dm, gr, ht, cl)
         rid = rec_index.get(key)
         if rid is None:
             rid = rec_index[key] = len(name_pid)
@@ -754,8 +836,11 @@ def _side(table: pa.Table | pd.DataFrame) -> _Side:
             country.append(cc)
             domain.append(dm)
             group.append(gr)
+            hint.append(ht)
+            cluster.append(cl)
         record[row] = rid
-    return _Side(ids, record, np.array(name_pid, np.int64), country, domain, profiles, group)
+    return _Side(ids, record, np.array(name_pid, np.int64), country, domain, profiles, group,
+                 hint, cluster)
 
 
 def _label(domain: str | None) -> str | None:
@@ -763,9 +848,50 @@ def _label(domain: str | None) -> str | None:
     return domain.split(".", 1)[0] if domain else None
 
 
+def _hints(side: _Side) -> tuple[list[frozenset[str]], list[frozenset[str]]]:
+    """Return, per record, how its website spells a name (domain label, handle): all of them,
+    and those that say more than the record's own name ("knoxromerologistics" for "Knox &
+    Romero Inc"). Only the latter are evidence: the others agree with the other record's name
+    exactly when the names agree.
+    """
+    spelled, extra = [], []
+    for dm, ht, pid in zip(side.domain, side.hint, side.name_pid.tolist(), strict=True):
+        found = frozenset(x for x in (_label(dm), ht) if x and len(x) >= MIN_HINT_LENGTH)
+        spelled.append(found)
+        extra.append(found - side.profiles[pid].labels)
+    return spelled, extra
+
+
+def _spells_prefix(hints: frozenset[str], labels: frozenset[str]) -> bool:
+    """Return True when a website spelling and a name spelling start one another."""
+    return any(h.startswith(x) or x.startswith(h) for h in hints for x in labels)
+
+
+def _cross_level(left: tuple[frozenset[str], frozenset[str], frozenset[str]],
+                 right: tuple[frozenset[str], frozenset[str], frozenset[str]]) -> int:
+    """Return how one record's website spelling meets the other's name ("website" level).
+
+    Each side is (name labels, all website spellings, spellings that say more than the name).
+    """
+    nl, hl, xl = left
+    nr, hr, xr = right
+    if not ((xl and nr) or (xr and nl)):
+        return -1
+    if xl & (nr | hr) or xr & (nl | hl):
+        return 0
+    if _spells_prefix(xl, nr) or _spells_prefix(xr, nl):
+        return 1
+    return 2
+
+
 def _field_log_ratios(left: _Side, right: _Side, lr: Ints, rr: Ints, params: MatchParams,
-                      ) -> tuple[Floats, Floats, Ints, Ints]:
-    """Return country and domain log ratios (and levels) of record-profile pairs."""
+                      workers: int | None = None) -> tuple[Floats, Floats, Ints, Ints, Ints]:
+    """Return country and domain log ratios and levels, and website levels, of record pairs.
+
+    The website level compares what one record's website spells (its domain label, or the handle
+    of a social profile or mailbox) with the other record's name, where the two records do not
+    both have an identifying domain (then the domain itself is compared).
+    """
     counts: Counter[str] = Counter(c for c in (*left.country, *right.country) if c)
     total = sum(counts.values()) or 1
     lshare = Counter(c for c in left.country if c)
@@ -773,49 +899,81 @@ def _field_log_ratios(left: _Side, right: _Side, lr: Ints, rr: Ints, params: Mat
     nl, nr = sum(lshare.values()) or 1, sum(rshare.values()) or 1
     agree = sum(lshare[c] / nl * rshare[c] / nr for c in lshare)
     differs = math.log((1 - params.country_m) / max(1 - agree, 1e-6))
+    same_country = {c: math.log(params.country_m / (k / total)) for c, k in counts.items()}
     dcounts: Counter[str] = Counter(d for d in (*left.domain, *right.domain) if d)
     lcounts: Counter[str] = Counter(d.split(".", 1)[0] for d in (*left.domain, *right.domain)
                                     if d)
     dtotal = sum(dcounts.values()) or 1
-    n = len(lr)
-    c_lr, d_lr = np.zeros(n), np.zeros(n)
-    c_lvl, d_lvl = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
     domain_differs = math.log(1 - params.domain_m - params.domain_label_m)
-    for k, (i, j) in enumerate(zip(lr.tolist(), rr.tolist(), strict=True)):
-        a, b = left.country[i], right.country[j]
-        if a and b:
-            if a == b:
-                c_lr[k] = math.log(params.country_m / (counts[a] / total))
-                c_lvl[k] = 0
+    lspell = [(left.profiles[p].labels, *h) for p, *h in
+              zip(left.name_pid.tolist(), *_hints(left), strict=True)]
+    rspell = [(right.profiles[p].labels, *h) for p, *h in
+              zip(right.name_pid.tolist(), *_hints(right), strict=True)]
+    lrl, rrl = lr.tolist(), rr.tolist()
+
+    def task(start: int, stop: int) -> tuple[Floats, Floats, Ints, Ints, Ints]:
+        n = stop - start
+        c_lr, d_lr = np.zeros(n), np.zeros(n)
+        c_lvl, d_lvl = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
+        x_lvl = np.full(n, -1, np.int64)
+        for k in range(n):
+            i, j = lrl[start + k], rrl[start + k]
+            a, b = left.country[i], right.country[j]
+            if a and b:
+                if a == b:
+                    c_lr[k] = same_country[a]
+                    c_lvl[k] = 0
+                else:
+                    c_lr[k] = differs
+                    c_lvl[k] = 1
+            da, db = left.domain[i], right.domain[j]
+            if da and db:
+                if da == db:
+                    d_lr[k] = math.log(params.domain_m * dtotal / dcounts[da])
+                    d_lvl[k] = 0
+                elif _label(da) == _label(db):
+                    d_lr[k] = math.log(params.domain_label_m * dtotal
+                                       / lcounts[_label(da) or ""])
+                    d_lvl[k] = 1
+                else:
+                    d_lr[k] = domain_differs
+                    d_lvl[k] = 2
             else:
-                c_lr[k] = differs
-                c_lvl[k] = 1
-        da, db = left.domain[i], right.domain[j]
-        if da and db:
-            if da == db:
-                d_lr[k] = math.log(params.domain_m * dtotal / dcounts[da])
-                d_lvl[k] = 0
-            elif _label(da) == _label(db):
-                d_lr[k] = math.log(params.domain_label_m * dtotal / lcounts[_label(da) or ""])
-                d_lvl[k] = 1
-            else:
-                d_lr[k] = domain_differs
-                d_lvl[k] = 2
-    return c_lr, d_lr, c_lvl, d_lvl
+                x_lvl[k] = _cross_level(lspell[i], rspell[j])
+        return c_lr, d_lr, c_lvl, d_lvl, x_lvl
+
+    parts = map_ranges(task, len(lrl), workers=workers)
+    c_lr, d_lr, c_lvl, d_lvl, x_lvl = (np.concatenate([p[k] for p in parts]) for k in range(5))
+    return c_lr, d_lr, c_lvl, d_lvl, x_lvl
 
 
-def _posterior(lo: Floats, capped: Floats, lkey: Ints, rkey: Ints) -> tuple[Floats, Floats]:
+def _posterior(lo: Floats, capped: Floats, lkey: Ints, rkey: Ints, lclus: Ints | None = None,
+               ) -> tuple[Floats, Floats]:
     """Return each pair's match probability against its rivals, and on its own.
 
     Against rivals: e / (1 + sum over the left record's candidates + sum over the right
-    record's candidates - e), with e the prior odds times the Bayes factor. On its own: the
-    logistic of the prior plus the evidence with the name's part capped (a similarly named
-    other company exists now and then). A pair's probability is the smaller of the two.
+    record's candidates - e), with e the prior odds times the Bayes factor. Left records known
+    to be one company (`lclus`, e.g. our regional duplicates) are one rival, not several: they
+    count once, with their best e. On its own: the logistic of the prior plus the evidence with
+    the name's part capped (a similarly named other company exists now and then). A pair's
+    probability is the smaller of the two.
     """
     e = np.exp(np.minimum(lo, 60.0))
     row = np.bincount(lkey, weights=e)[lkey]
-    col = np.bincount(rkey, weights=e)[rkey]
-    rivals = np.asarray(e / (1.0 + row + col - e), np.float64)
+    if lclus is None or not len(e):
+        col = np.bincount(rkey, weights=e)[rkey]
+        own = e
+    else:
+        joint = rkey * (int(lclus.max()) + 1) + lclus
+        order = np.argsort(joint, kind="stable")
+        sorted_joint = joint[order]
+        starts = np.flatnonzero(np.r_[True, sorted_joint[1:] != sorted_joint[:-1]])
+        best = np.maximum.reduceat(e[order], starts)
+        member = np.empty(len(e), np.int64)
+        member[order] = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(e)]))
+        own = best[member]
+        col = np.bincount(rkey[order][starts], weights=best, minlength=int(rkey.max()) + 1)[rkey]
+    rivals = np.asarray(e / (1.0 + row + col - own), np.float64)
     alone = np.asarray(1.0 / (1.0 + np.exp(-np.clip(capped, -60.0, 60.0))), np.float64)
     return rivals, alone
 
@@ -829,6 +987,7 @@ class _Fitted:
     prior: Floats
     against_rivals: Floats
     alone: Floats
+    website: Floats  # the website term of each pair's log Bayes factor
 
     @property
     def probability(self) -> Floats:
@@ -836,9 +995,14 @@ class _Fitted:
         return np.minimum(self.against_rivals, self.alone)
 
 
-def _fit(levels: Ints, tf: Floats, fields: Floats, lkey: Ints, rkey: Ints, group: Ints,
-         n_left: int, n_right: Ints, u: dict[str, Floats], params: MatchParams) -> _Fitted:
-    """Fit the number of matches (and m, if asked) by EM; return model, log BF, p, prior."""
+def _fit(levels: Ints, tf: Floats, fields: Floats, website: Ints, lkey: Ints, rkey: Ints,
+         lclus: Ints | None, group: Ints, n_left: int, n_right: Ints, u: dict[str, Floats],
+         params: MatchParams) -> _Fitted:
+    """Fit the number of matches (and m, if asked) by EM; return model, log BF, p, prior.
+
+    `website` holds each pair's website level (-1: not compared); the u of its levels is
+    re-estimated each round from the pairs, weighted by how unlikely each is to match.
+    """
     m = {f: np.array(PRIOR_M[f], np.float64) for f in FEATURES}
     small = np.minimum(n_left, n_right).astype(np.float64)
     large = np.maximum(n_left, n_right).astype(np.float64)
@@ -846,23 +1010,32 @@ def _fit(levels: Ints, tf: Floats, fields: Floats, lkey: Ints, rkey: Ints, group
     model = NameModel(m, u, float(matches.sum()))
     words = levels[:, FEATURES.index("words")]
     legal_k = FEATURES.index("legal")
-    fit = _Fitted(model, tf + fields, np.zeros(len(tf)), np.zeros(len(tf)), np.zeros(len(tf)))
+    zeros = np.zeros(len(tf))
+    fit = _Fitted(model, tf + fields, zeros, zeros, zeros, zeros)
+    web_m, web_u = np.array(WEBSITE_M), np.array(WEBSITE_U)
+    web_seen = website >= 0
     for _ in range(max(params.iterations, 1)):
         ratios = model.log_ratios()
         # legal forms, like countries, tell a company from its namesake abroad: not capped
         legal = ratios["legal"][levels[:, legal_k]]
         name = tf + sum(ratios[f][levels[:, k]] for k, f in enumerate(FEATURES)) - legal
-        log_bf = name + legal + fields
+        web = np.append(np.log(web_m / web_u), 0.0)[website]
+        used_web_u = web_u
+        log_bf = name + legal + fields + web
         # each right group is a list of its own, with its own share of matches
         rho = np.clip(matches / small, 1.0 / small, params.max_overlap)
         group_prior = np.log(rho / (1 - rho) / large)
         prior = group_prior[group]
         cap = (np.log(large / params.name_twin_rate)[group]
                + np.log(model.m["words"] / np.array(NAMESAKE_WORDS))[words])
-        capped = -np.logaddexp(-name, -cap) + legal + fields
-        rivals, alone = _posterior(log_bf + prior, capped + prior, lkey, rkey)
+        capped = -np.logaddexp(-name, -cap) + legal + fields + web
+        rivals, alone = _posterior(log_bf + prior, capped + prior, lkey, rkey, lclus)
         p = np.minimum(rivals, alone)
         matches = np.bincount(group, weights=p, minlength=len(small)).astype(np.float64)
+        web_counts = np.bincount(website[web_seen], weights=1.0 - p[web_seen],
+                                 minlength=len(WEBSITE_LEVELS))
+        web_prior = np.array(WEBSITE_U) * params.u_prior_pairs
+        web_u = (web_counts + web_prior) / (web_counts.sum() + web_prior.sum())
         new_m = model.m
         if params.estimate_m:
             counts = _level_counts(levels, p)
@@ -871,14 +1044,44 @@ def _fit(levels: Ints, tf: Floats, fields: Floats, lkey: Ints, rkey: Ints, group
                 prior_m = np.array(PRIOR_M[f]) * params.prior_strength
                 new_m[f] = (counts[f] + prior_m) / (counts[f].sum() + prior_m.sum())
         # the model these probabilities came from, with the number of matches they imply
-        fit = _Fitted(NameModel(model.m, u, float(matches.sum())), log_bf, prior, rivals, alone)
+        fit = _Fitted(NameModel(model.m, u, float(matches.sum())), log_bf, prior, rivals, alone,
+                      web)
         model = NameModel(new_m, u, float(matches.sum()))
+    fit.model.m["website"], fit.model.u["website"] = web_m, used_web_u
     return fit
+
+
+def _compare_pairs(left: Sequence[NameProfile], right: Sequence[NameProfile], lp: list[int],
+                   rp: list[int], stats: TokenStats, workers: int | None) -> tuple[Floats, Ints]:
+    """Return the term-frequency score and comparison levels of each (lp, rp) name pair."""
+
+    def task(start: int, stop: int) -> tuple[Floats, Ints]:
+        tf: list[float] = []
+        levels: list[tuple[int, ...]] = []
+        for a, b in zip(lp[start:stop], rp[start:stop], strict=True):
+            c = compare(left[a], right[b], stats)
+            tf.append(c.tf)
+            levels.append(c.levels)
+        return (np.array(tf, np.float64),
+                np.array(levels, np.int64).reshape(-1, len(FEATURES)))
+
+    stats.prepare()  # built once here, not once per worker
+    parts = map_ranges(task, len(lp), workers=workers)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _cluster_index(side: _Side) -> Ints | None:
+    """Return a cluster number per record (records without a cluster alone), or None."""
+    if not any(side.cluster):
+        return None
+    codes: dict[Any, int] = {}
+    return np.array([codes.setdefault(c if c else ("", i), len(codes))
+                     for i, c in enumerate(side.cluster)], np.int64)
 
 
 def match_names(left: pa.Table | pd.DataFrame, right: pa.Table | pd.DataFrame, *,
                 threshold: float = 0.9, params: MatchParams = DEFAULT_PARAMS,
-                return_model: bool = False) -> Any:
+                return_model: bool = False, workers: int | None = None) -> Any:
     """Match two account tables on names (and country and domain when present).
 
     Each side has `id` and `name` (or an already normalised `name_key`), and optionally
@@ -888,6 +1091,11 @@ def match_names(left: pa.Table | pd.DataFrame, right: pa.Table | pd.DataFrame, *
     records compete only with each other. Returns a pyarrow table of (left_id, right_id,
     probability, evidence) with probability >= threshold, evidence a JSON string; with
     `return_model`, also the fitted `NameModel`.
+
+    Both sides may also carry `hint` (what a non-identifying website spells, see
+    `normalize.website_hint`; computed from `website` when absent) and the left side `cluster`:
+    records known to be one company, which then compete for a right record as one. `workers`
+    caps the processes used (None: every core).
     """
     clock = _Clock()
     lside, rside = _side(left), _side(right)
@@ -908,12 +1116,12 @@ def match_names(left: pa.Table | pd.DataFrame, right: pa.Table | pd.DataFrame, *
         clock.lap(f"candidates: {len(names):,} name pairs")
         u = _within_list_u([(lside.profiles, lkeys), (rside.profiles, rkeys)], stats, params, con)
         clock.lap("u from within-list pairs")
-        comps = [compare(lside.profiles[a], rside.profiles[b], stats)
-                 for a, b in zip(names.lp.tolist(), names.rp.tolist(), strict=True)]
+        name_tf, name_levels = _compare_pairs(lside.profiles, rside.profiles, names.lp.tolist(),
+                                              names.rp.tolist(), stats, workers)
         clock.lap("compared")
-        keep = np.array([c.possible for c in comps], bool)
+        keep = np.isfinite(name_tf)
         names = names[keep].reset_index(drop=True)
-        comps = [c for c, k in zip(comps, keep, strict=True) if k]
+        name_tf, name_levels = name_tf[keep], name_levels[keep]
         names["cmp"] = np.arange(len(names))
         pairs = _record_pairs(con, names, lside, rside)
     finally:
@@ -921,10 +1129,10 @@ def match_names(left: pa.Table | pd.DataFrame, right: pa.Table | pd.DataFrame, *
     lrec = pairs["lrec"].to_numpy(np.int64)
     rrec = pairs["rrec"].to_numpy(np.int64)
     cmp_idx = pairs["cmp"].to_numpy(np.int64)
-    tf = np.array([c.tf for c in comps], np.float64)[cmp_idx] if len(comps) else np.zeros(0)
-    levels = (np.array([c.levels for c in comps], np.int64).reshape(-1, len(FEATURES))[cmp_idx]
-              if len(comps) else np.zeros((0, len(FEATURES)), np.int64))
-    c_lr, d_lr, c_lvl, d_lvl = _field_log_ratios(lside, rside, lrec, rrec, params)
+    tf = name_tf[cmp_idx]
+    levels = name_levels[cmp_idx]
+    c_lr, d_lr, c_lvl, d_lvl, x_lvl = _field_log_ratios(lside, rside, lrec, rrec, params,
+                                                        workers)
     # a right group is a list of its own: its records compete only with each other
     group_names, rec_group = np.unique(np.array([str(g) for g in rside.group]),
                                        return_inverse=True)
@@ -932,8 +1140,10 @@ def match_names(left: pa.Table | pd.DataFrame, right: pa.Table | pd.DataFrame, *
     group = rec_group[rrec]
     lkey = lrec * len(group_names) + group
     clock.lap(f"record pairs: {len(lrec):,}")
-    fit = _fit(levels, tf, c_lr + d_lr, lkey, rrec, group, len(lside.name_pid), n_right, u,
-               params)
+    clusters = _cluster_index(lside)
+    fit = _fit(levels, tf, c_lr + d_lr, x_lvl, lkey, rrec,
+               None if clusters is None else clusters[lrec], group, len(lside.name_pid), n_right,
+               u, params)
     model, prob = fit.model, fit.probability
     clock.lap("fitted")
     chosen = np.flatnonzero(prob >= threshold)
@@ -949,8 +1159,9 @@ def match_names(left: pa.Table | pd.DataFrame, right: pa.Table | pd.DataFrame, *
         i, j = int(lrec[k]), int(rrec[k])
         lp, rp = lside.profiles[lside.name_pid[i]], rside.profiles[rside.name_pid[j]]
         cmp = compare(lp, rp, stats, explain=True)
-        ev = _evidence(cmp, ratios, float(c_lr[k]), float(d_lr[k]), int(c_lvl[k]),
-                       int(d_lvl[k]), float(fit.log_bf[k]), float(fit.prior[k]), int(rivals[k]))
+        ev = _evidence(cmp, ratios, (float(c_lr[k]), float(d_lr[k]), float(fit.website[k])),
+                       (int(c_lvl[k]), int(d_lvl[k]), int(x_lvl[k])), float(fit.log_bf[k]),
+                       float(fit.prior[k]), int(rivals[k]))
         ev["probability"] = {"against_rivals": round(float(fit.against_rivals[k]), 4),
                              "alone": round(float(fit.alone[k]), 4)}
         text = json.dumps(ev, sort_keys=True)
@@ -1032,9 +1243,15 @@ def _record_pairs(con: duckdb.DuckDBPyConnection, names: pd.DataFrame, left: _Si
     return out
 
 
-def _evidence(cmp: Comparison, ratios: dict[str, Floats], c_lr: float, d_lr: float, c_lvl: int,
-              d_lvl: int, log_bf: float, prior: float, rivals: int) -> dict[str, Any]:
-    """Return the explanation of one pair: fields agreed, words and every log-ratio term."""
+def _evidence(cmp: Comparison, ratios: dict[str, Floats], field_lr: tuple[float, float, float],
+              field_lvl: tuple[int, int, int], log_bf: float, prior: float, rivals: int,
+              ) -> dict[str, Any]:
+    """Return the explanation of one pair: fields agreed, words and every log-ratio term.
+
+    `field_lr` and `field_lvl` are the country, domain and website terms and levels.
+    """
+    c_lr, d_lr, x_lr = field_lr
+    c_lvl, d_lvl, x_lvl = field_lvl
     words = LEVELS["words"][cmp.levels[0]]
     agreed = ["name" if words in ("exact", "structural") else "name_partial"]
     disagreed = []
@@ -1048,6 +1265,10 @@ def _evidence(cmp: Comparison, ratios: dict[str, Floats], c_lr: float, d_lr: flo
         agreed.append("domain_label")
     elif d_lvl == 2:
         disagreed.append("domain")
+    if x_lvl == 0:
+        agreed.append("name_in_website")
+    elif x_lvl == 2:
+        disagreed.append("name_in_website")
     terms: dict[str, float] = {"prior": round(prior, 3), "name_words_tf": round(cmp.tf, 3)}
     levels: dict[str, str] = {}
     for k, f in enumerate(FEATURES):
@@ -1059,6 +1280,9 @@ def _evidence(cmp: Comparison, ratios: dict[str, Floats], c_lr: float, d_lr: flo
         terms["country"] = round(c_lr, 3)
     if d_lvl >= 0:
         terms["domain"] = round(d_lr, 3)
+    if x_lvl >= 0:
+        terms["website"] = round(x_lr, 3)
+        levels["website"] = WEBSITE_LEVELS[x_lvl]
     ev: dict[str, Any] = {
         "agreed": agreed,
         "name": {"matched": cmp.matched, "left_only": cmp.left_only,

@@ -181,11 +181,17 @@ def _suffix_terms() -> tuple[tuple[int, frozenset[tuple[str, ...]]], ...]:
 @lru_cache(maxsize=_CACHE_SIZE)
 def _name_words(name: str) -> tuple[str, ...]:
     """Return the words of the main name key."""
+    return _name_forms(name)[0]
+
+
+def _name_forms(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Return the words of the main name key, and every word of the name."""
     folded = _fold(name).replace("&", " and ").replace("+", " and ")
     if "/" in folded or "\\" in folded:
         # Before tokenising, so that the slash of "/DE/" is still there to anchor on.
         folded = _SEC_STATE_SUFFIX.sub("", folded)
     words = _merge_initials(_split_words(_APOSTROPHES.sub("", folded)))
+    every = tuple(words)
     words = [_ABBREVIATIONS.get(w, w) for w in words]
     terms = _suffix_terms()
     changed = True
@@ -200,7 +206,15 @@ def _name_words(name: str) -> tuple[str, ...]:
                 del words[-length:]
                 changed = True
                 break
-    return tuple(words)
+    return tuple(words), every
+
+
+def name_forms(name: str | None) -> tuple[str, str]:
+    """Return `normalise_name(name)` and every word of the name (legal form too), space-joined."""
+    if not isinstance(name, str):
+        return "", ""
+    key, every = _name_forms(name)
+    return " ".join(key), " ".join(every)
 
 
 def normalise_name(name: str | None) -> str:
@@ -208,6 +222,23 @@ def normalise_name(name: str | None) -> str:
     if not isinstance(name, str):
         return ""
     return " ".join(_name_words(name))
+
+
+def name_words(name: str | None) -> list[str]:
+    """Return every word of a name, folded and lower-case, legal form and all."""
+    if not isinstance(name, str):
+        return []
+    return _words(name)
+
+
+def is_name_usable(name: str | None) -> bool:
+    """Return True when a name says which company: not blank, not only a legal form ("Inc.")."""
+    if not isinstance(name, str):
+        return False
+    words = _name_words(name)
+    if not words:
+        return False
+    return not any(n == len(words) and words in group for n, group in _suffix_terms())
 
 
 def name_tokens(name: str | None) -> list[str]:
@@ -410,6 +441,66 @@ def identifying_domain(website: str | None) -> str | None:
     if parsed is None or _host_reason(parsed[0]) is not None:
         return None
     return parsed[1]
+
+
+# Path words that say what kind of page a profile is, not whose: linkedin.com/company/acme,
+# facebook.com/pages/acme, crunchbase.com/organization/acme, sites.google.com/view/acme.
+_PROFILE_PATH_WORDS = frozenset({
+    "company", "companies", "organization", "organisation", "org", "school", "showcase",
+    "pages", "page", "pg", "biz", "business", "view", "site",
+    "sites", "home", "en", "about", "c", "channel", "groups",
+})
+_PERSON_PATH_WORDS = frozenset({"in", "people", "user", "profile", "profiles", "p", "pub"})
+_HINT_SPLIT = re.compile(r"[.+_]")
+_HINT_DROP = re.compile(r"[^a-z0-9]")
+MIN_HINT_LENGTH = 4
+
+
+def _hint_text(text: str) -> str | None:
+    """Return a handle as a run of lower-case letters and digits, if long enough to mean much."""
+    folded = _HINT_DROP.sub("", _fold(text).lower())
+    return folded if len(folded) >= MIN_HINT_LENGTH and not folded.isdigit() else None
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def website_hint(website: str | None) -> str | None:
+    """Return the name a non-identifying website still spells, or None.
+
+    A social profile's handle ("linkedin.com/company/acme-freight" -> "acmefreight"), a hosted
+    site's tenant ("acme.wixsite.com/shop" -> "acme", "sites.google.com/view/acme" -> "acme") or
+    a free-mail mailbox's first word ("acmefreight.sales@gmail.com" -> "acmefreight"). Such a
+    handle never identifies a company on its own, but it can agree with a company's name.
+    Identifying websites give None: their registrable domain is the evidence.
+    """
+    if not isinstance(website, str):
+        return None
+    parsed = _parse_website(website)
+    if parsed is None:
+        return None
+    host, domain = parsed
+    reason = _host_reason(host)
+    if reason is None:
+        return None
+    text = website.translate(_DOTS).strip()
+    chunk = next((c for c in _CHUNK_SEPARATORS.split(text) if "." in c), "")
+    chunk = _SCHEME.sub("", chunk.strip("<>\"'()[]{}"), count=1)
+    if reason == REASON_FREE_MAIL:
+        mailbox = chunk.partition("@")[0] if "@" in chunk else ""
+        first = _HINT_SPLIT.split(mailbox, maxsplit=1)[0]
+        return _hint_text(first) if first else None
+    if reason == REASON_SITE_BUILDER and domain not in _builder_hosts():
+        return _hint_text(domain.split(".", 1)[0])  # the tenant: acme.wixsite.com
+    if reason in (REASON_SOCIAL, REASON_SITE_BUILDER):
+        path = _AUTHORITY_END.split(chunk, maxsplit=1)
+        rest = chunk[len(path[0]):] if len(path) > 1 else ""
+        rest = re.split(r"[?#]", rest, maxsplit=1)[0]
+        for segment in rest.split("/"):
+            word = segment.strip().lstrip("@")
+            if word.lower() in _PERSON_PATH_WORDS:
+                return None  # a person's page, not the company's
+            if word and word.lower() not in _PROFILE_PATH_WORDS:
+                return _hint_text(word)
+    return None
 
 
 # --------------------------------------------------------------------------- countries

@@ -13,6 +13,7 @@ import pyarrow as pa
 from sqlalchemy import Connection, delete, insert, select, tuple_, update
 
 from doorstep.map.canonical import canonicalise
+from doorstep.map.normalize import identifying_domain, is_name_usable, website_hint
 from doorstep.store.models import Account, Opportunity, Overlap, Partner, PartnerAccount
 from doorstep.workspace import Workspace
 
@@ -22,6 +23,10 @@ MapProgress = Callable[[str], None]
 # registrable domain (social, builder and free-mail sites excluded) almost so; the same
 # normalised name in the same country with no conflicting domain is strong but not certain.
 TIER_PROBABILITY = {"shared_id": 1.0, "domain": 0.99, "name_country": 0.97}
+
+# An overlap found for one of our accounts holds for our other accounts of the same company
+# (regional duplicates: "Acme (EMEA)" beside "Acme Inc"), recorded with this method.
+DUPLICATE_METHOD = "our_duplicate"
 
 
 @dataclass
@@ -106,40 +111,95 @@ QUALIFY row_number() OVER (PARTITION BY account_id, partner_id, partner_account_
 """
 
 
-def _fuzzy(con: duckdb.DuckDBPyConnection, threshold: float) -> pa.Table:
+_OUR_CLUSTERS = """
+CREATE OR REPLACE TABLE clusters AS
+WITH keyed AS (
+    SELECT o.account_id, coalesce(r.core, o.name_key) AS core, r.core IS NOT NULL AS regional,
+           o.domain, split_part(o.domain, '.', 1) AS label, o.country_code
+    FROM ours o LEFT JOIN regional r ON r.name = o.name
+    WHERE coalesce(r.core, o.name_key) <> ''
+),
+labels AS (SELECT DISTINCT core, label FROM keyed WHERE label IS NOT NULL),
+only_label AS (SELECT core, any_value(label) AS label FROM labels GROUP BY core
+               HAVING count(*) = 1),
+assigned AS (
+    SELECT account_id, core || chr(31) || label AS cluster FROM keyed WHERE label IS NOT NULL
+    UNION ALL
+    -- a record without a website joins its name's only website, when it is a regional
+    -- record or shares a country with that website's records
+    SELECT k.account_id, s.core || chr(31) || s.label
+    FROM keyed k JOIN only_label s USING (core)
+    WHERE k.label IS NULL
+      AND (k.regional OR EXISTS (SELECT 1 FROM keyed m WHERE m.core = k.core
+                                 AND m.label = s.label AND m.country_code = k.country_code))
+),
+kept AS (SELECT cluster FROM assigned GROUP BY cluster HAVING count(*) > 1)
+SELECT a.account_id, a.cluster, k.domain, k.label, k.regional, k.country_code
+FROM assigned a SEMI JOIN kept USING (cluster) JOIN keyed k USING (account_id)
+"""
+
+
+def _our_clusters(con: duckdb.DuckDBPyConnection) -> None:
+    """Create table `clusters`: our accounts that are one company (regional duplicates)."""
+    from doorstep.map.names import regional_core
+
+    names = [r[0] for r in con.execute(
+        r"SELECT DISTINCT name FROM ours WHERE regexp_matches(name, '\)\s*$|\s[-–—]\s')"
+    ).fetchall()]
+    cores = [regional_core(n) for n in names]
+    con.register("regional_in", pa.table({
+        "name": pa.array(names, pa.string()), "core": pa.array(cores, pa.string())}))
+    con.execute("CREATE OR REPLACE TABLE regional AS "
+                "SELECT * FROM regional_in WHERE core IS NOT NULL")
+    con.unregister("regional_in")
+    con.execute(_OUR_CLUSTERS)
+
+
+def _fuzzy(con: duckdb.DuckDBPyConnection, threshold: float, workers: int | None) -> pa.Table:
     """Probabilistic tier for partner accounts no exact tier matched."""
     from doorstep.map.names import match_names
 
-    left = con.sql("SELECT account_id AS id, name, country_code, domain FROM ours").to_arrow_table()
+    left = con.sql("""
+        SELECT o.account_id AS id, o.name, o.name_key, o.name_words, o.country_code,
+               o.domain, o.hint, c.cluster
+        FROM ours o LEFT JOIN clusters c USING (account_id)
+    """).to_arrow_table()
     right = con.sql("""
-        SELECT partner_id || chr(31) || partner_account_id AS id, name, country_code, domain,
-               partner_id AS "group"
+        SELECT partner_id || chr(31) || partner_account_id AS id, name, name_key, name_words,
+               country_code, domain, hint, partner_id AS "group"
         FROM theirs t
         WHERE NOT EXISTS (SELECT 1 FROM exact e WHERE e.partner_id = t.partner_id
                           AND e.partner_account_id = t.partner_account_id)
     """).to_arrow_table()
-    return match_names(left, right, threshold=threshold)
+    return match_names(left, right, threshold=threshold, workers=workers)
 
 
 def find_overlaps(
-    ours: pa.Table, theirs: pa.Table, *, threshold: float, progress: MapProgress | None = None
+    ours: pa.Table,
+    theirs: pa.Table,
+    *,
+    threshold: float,
+    progress: MapProgress | None = None,
+    workers: int | None = None,
 ) -> pa.Table:
     """Every (account, partner account) pair that is the same company, with method and evidence.
 
     Pure in its inputs: `ours` has account_id, name, website, country; `theirs` has partner_id,
-    partner_account_id, name, website, country, relationship and shared_account_id.
+    partner_account_id, name, website, country, relationship and shared_account_id. `workers`
+    caps the processes used (None: every core).
     """
     con = duckdb.connect()
     if progress:
         progress("normalising websites, names and countries")
-    canonicalise(con, ours, "ours")
-    canonicalise(con, theirs, "theirs")
+    canonicalise(con, ours, "ours", workers)
+    canonicalise(con, theirs, "theirs", workers)
     if progress:
         progress("exact tiers: shared id, domain, name + country")
     con.execute(_EXACT_TIERS)
+    _our_clusters(con)
     if progress:
         progress("probabilistic tier on what is left")
-    fuzzy = _fuzzy(con, threshold)
+    fuzzy = _fuzzy(con, threshold, workers)
     con.register("fuzzy_in", fuzzy)
     result = con.sql(f"""
         WITH pairs AS (
@@ -153,31 +213,65 @@ def find_overlaps(
             SELECT left_id, split_part(right_id, chr(31), 1), split_part(right_id, chr(31), 2),
                    'probabilistic', probability, evidence
             FROM fuzzy_in
+        ),
+        -- what holds for one of our accounts holds for its duplicates
+        via_duplicate AS (
+            SELECT b.account_id, p.partner_id, p.partner_account_id,
+                   '{DUPLICATE_METHOD}' AS method, p.probability,
+                   to_json({{
+                       'agreed': list_filter([
+                           'name',
+                           CASE WHEN a.domain = b.domain THEN 'domain'
+                                WHEN a.label = b.label THEN 'domain_label' END,
+                           CASE WHEN a.country_code = b.country_code THEN 'country' END,
+                           CASE WHEN a.regional OR b.regional THEN 'regional_name' END],
+                           lambda x: x IS NOT NULL),
+                       'via_account': p.account_id,
+                       'via_method': p.method}})::VARCHAR AS evidence
+            FROM pairs p JOIN clusters a USING (account_id)
+            JOIN clusters b ON b.cluster = a.cluster AND b.account_id <> a.account_id
+        ),
+        found AS (
+            SELECT *, 0 AS rank FROM pairs
+            UNION ALL SELECT *, 1 FROM via_duplicate
         )
-        SELECT p.*, t.relationship FROM pairs p
+        SELECT f.account_id, f.partner_id, f.partner_account_id, f.method, f.probability,
+               f.evidence, t.relationship
+        FROM found f
         JOIN theirs t USING (partner_id, partner_account_id)
+        QUALIFY row_number() OVER (PARTITION BY f.account_id, f.partner_id, f.partner_account_id
+                                   ORDER BY f.rank, f.probability DESC, f.evidence) = 1
         ORDER BY partner_id, partner_account_id, account_id
     """).to_arrow_table()
     con.close()
     return result
 
 
+def _usable(name: str | None, website: str | None) -> bool:
+    """Return True when a record has something to match on: a name or a telling website."""
+    return is_name_usable(name) or bool(
+        identifying_domain(website) or website_hint(website)
+    )
+
+
 def _partners_without_keys(theirs: pa.Table, partners: list[str]) -> list[str]:
+    """Warn about partners none of whose accounts has a usable name or website."""
     con = duckdb.connect()
     con.register("t", theirs)
-    rows = con.sql("""
-        SELECT partner_id, count(*) FROM t
-        GROUP BY partner_id
-        HAVING count(*) FILTER (WHERE coalesce(trim(name), '') <> ''
-                                OR coalesce(trim(website), '') <> '') = 0
-    """).fetchall()
     counts = dict(con.sql("SELECT partner_id, count(*) FROM t GROUP BY 1").fetchall())
+    warnings = []
+    for pid, n in sorted(counts.items()):
+        # stops at the first usable record: at once for any real partner list
+        rows = con.execute(
+            "SELECT DISTINCT name, website FROM t WHERE partner_id = ?", [pid]
+        ).fetchall()
+        if not any(_usable(name, site) for name, site in rows):
+            warnings.append(
+                f"partner {pid}: none of its {n:,} accounts has a usable name or website "
+                "(names are blank or only a legal form, websites missing or not a company's); "
+                "nothing to match: check the partner's file"
+            )
     con.close()
-    warnings = [
-        f"partner {pid}: none of its {n:,} accounts has a usable name or website; "
-        "nothing to match (check the partner's file)"
-        for pid, n in rows
-    ]
     warnings += [
         f"partner {pid} has no accounts in partner_accounts; nothing to match"
         for pid in partners
@@ -198,7 +292,11 @@ def map_accounts(workspace: Workspace, *, progress: MapProgress | None = None) -
         partners = list(conn.execute(select(Partner.partner_id)).scalars())
     report = MapReport(warnings=_partners_without_keys(theirs, partners))
     found = find_overlaps(
-        ours, theirs, threshold=workspace.config.mapping.threshold, progress=progress
+        ours,
+        theirs,
+        threshold=workspace.config.mapping.threshold,
+        progress=progress,
+        workers=workspace.config.mapping.workers or None,
     )
     now = datetime.now(UTC).replace(tzinfo=None)
     key = ("account_id", "partner_id", "partner_account_id")
