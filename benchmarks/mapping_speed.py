@@ -242,6 +242,19 @@ def _prf(found: set[Pair], truth: set[Pair]) -> tuple[float, float]:
     return (tp / len(found) if found else 1.0), (tp / len(truth) if truth else 1.0)
 
 
+class _LapRecorder(logging.Handler):
+    """Collects the steps match_names logs: (what, seconds)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.laps: list[tuple[str, float]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 3:
+            self.laps.append((str(args[0]), float(args[1])))  # type: ignore[arg-type]
+
+
 def _phase_table(title: str, phases: Phases) -> Table:
     where = Table(title=title, title_justify="left")
     where.add_column("phase")
@@ -300,8 +313,12 @@ def main() -> None:
         def progress(step: str) -> None:
             phases.append((step, time.perf_counter() - start))
 
+        laps = _LapRecorder()
+        logging.getLogger("doorstep.map.names").addHandler(laps)
+        logging.getLogger("doorstep.map.names").setLevel(logging.INFO)
         result, doorstep = measure(lambda: find_overlaps(ours, theirs, threshold=0.9,
                                                          progress=progress))
+        logging.getLogger("doorstep.map.names").removeHandler(laps)
         phases.append(("done", doorstep.seconds))
         found = {(r["account_id"], r["partner_id"], r["partner_account_id"])
                  for r in result.select(TRUTH_COLUMNS).to_pylist()}
@@ -312,6 +329,12 @@ def main() -> None:
         table.add_row(*_row("doorstep map (exact tiers + match_names)", doorstep, records, found,
                             truth, doorstep))
         notes.append(_phase_table("Where doorstep's time goes", phases))
+        inside = Table(title="Inside the probabilistic tier", title_justify="left")
+        inside.add_column("step")
+        inside.add_column("seconds", justify="right")
+        for step, seconds in laps.laps:
+            inside.add_row(step, f"{seconds:,.1f}")
+        notes.append(inside)
     if run_splink:
         splink_phases: Phases = []
         pairs, spl = measure(lambda: splink_only(

@@ -252,8 +252,9 @@ class NameProfile:
     tokens: tuple[str, ...]
     legal: frozenset[str] = frozenset()
     numbers: frozenset[str] = frozenset()
-    # the name as a website would spell it: "acmefreight", "bankofamerica" and "bankamerica"
-    labels: frozenset[str] = frozenset()
+    # the name as a website would spell it: "acmefreight", "bankofamerica" and "bankamerica";
+    # not part of the profile's identity (names that differ only in it are one name)
+    labels: frozenset[str] = field(default=frozenset(), compare=False)
 
     @property
     def key(self) -> str:
