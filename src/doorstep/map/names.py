@@ -63,7 +63,7 @@ from doorstep.map.normalize import (
     normalise_country,
     website_hint,
 )
-from doorstep.map.parallel import map_ranges
+from doorstep.map.parallel import map_items, map_ranges
 
 __all__ = [
     "LEVELS",
@@ -687,7 +687,8 @@ def _candidates(con: duckdb.DuckDBPyConnection, lk: pa.Table, rk: pa.Table, n: i
             WHERE nl * nr <= {params.max_key_pairs} OR key LIKE 'f:%'
         ),
         pairs AS (
-            SELECT l.pid AS lp, r.pid AS rp, sum(g.w) AS s
+            -- rounded, so that the order in which threads add up does not break ties
+            SELECT l.pid AS lp, r.pid AS rp, round(sum(g.w), 9) AS s
             FROM {left_rows} l JOIN good g USING (key) JOIN rk r USING (key)
             {not_self}
             GROUP BY ALL
@@ -695,6 +696,7 @@ def _candidates(con: duckdb.DuckDBPyConnection, lk: pa.Table, rk: pa.Table, n: i
         SELECT lp, rp FROM pairs
         QUALIFY row_number() OVER (PARTITION BY lp ORDER BY s DESC, rp) <= {k}
              OR row_number() OVER (PARTITION BY rp ORDER BY s DESC, lp) <= {k}
+        ORDER BY lp, rp
     """).df()
     for view in ("lk", "rk", "anchors"):
         if anchors is not None or view != "anchors":
@@ -781,7 +783,26 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _side(table: pa.Table | pd.DataFrame) -> _Side:
+_FIELD = "\x1f"
+_NONE: frozenset[str] = frozenset()
+
+
+def _encode_profile(name: tuple[str, str | None, str | None]) -> str:
+    """Return a name's profile as one string: words, legal forms and numbers, then labels."""
+    p = profile(*name)
+    return _FIELD.join((" ".join(p.tokens), " ".join(sorted(p.legal)), " ".join(sorted(p.numbers)),
+                        " ".join(sorted(p.labels))))
+
+
+def _decode_profile(identity: str, labels: str) -> NameProfile:
+    """Return the profile `_encode_profile` wrote (its identity part, and its labels)."""
+    tokens, legal, numbers = identity.split(_FIELD)
+    return NameProfile(tuple(tokens.split()), frozenset(legal.split()) if legal else _NONE,
+                       frozenset(numbers.split()) if numbers else _NONE,
+                       frozenset(labels.split()) if labels else _NONE)
+
+
+def _side(table: pa.Table | pd.DataFrame, workers: int | None = None) -> _Side:
     """Reduce an input table to record profiles."""
     if isinstance(table, pd.DataFrame):
         table = pa.Table.from_pandas(table, preserve_index=False)
@@ -807,14 +828,23 @@ def _side(table: pa.Table | pd.DataFrame) -> _Side:
     clusters = _column(table, "cluster") or [None] * n
     texts = [nm if isinstance(nm, str) else "" for nm in names]
     name_index: dict[str, int] = {}
-    profile_index: dict[NameProfile, int] = {}
-    text_pid: list[int] = []
+    distinct: list[tuple[str, str | None, str | None]] = []
     for k, text in enumerate(texts):
         if text not in name_index:
-            name_index[text] = len(text_pid)
-            made = profile(text, keys[k] if keys else None, every[k] if every else None)
-            text_pid.append(profile_index.setdefault(made, len(profile_index)))
-    profiles = list(profile_index)
+            name_index[text] = len(distinct)
+            distinct.append((text, keys[k] if keys else None, every[k] if every else None))
+    # workers send each profile back as one string, which travels far faster than an object
+    coded = map_items(_encode_profile, distinct, workers=workers)
+    code_index: dict[str, int] = {}
+    profiles: list[NameProfile] = []
+    text_pid: list[int] = []
+    for code in coded:
+        identity, _, labels = code.rpartition(_FIELD)
+        pid = code_index.get(identity)
+        if pid is None:
+            pid = code_index[identity] = len(profiles)
+            profiles.append(_decode_profile(identity, labels))
+        text_pid.append(pid)
     rec_index: dict[tuple[Any, ...], int] = {}
     record = np.empty(n, np.int64)
     name_pid: list[int] = []
@@ -885,6 +915,15 @@ def _cross_level(left: tuple[frozenset[str], frozenset[str], frozenset[str]],
     return 2
 
 
+def _joint_codes(left: Sequence[str | None], right: Sequence[str | None],
+                 ) -> tuple[Ints, Ints, Floats]:
+    """Return integer codes (-1: missing) of two lists' values, and each code's count."""
+    codes, _ = pd.factorize(pd.Series([*left, *right], dtype=object), use_na_sentinel=True)
+    codes = codes.astype(np.int64)
+    counts = np.bincount(codes[codes >= 0], minlength=int(codes.max()) + 1 if len(codes) else 0)
+    return codes[:len(left)], codes[len(left):], counts.astype(np.float64)
+
+
 def _field_log_ratios(left: _Side, right: _Side, lr: Ints, rr: Ints, params: MatchParams,
                       workers: int | None = None) -> tuple[Floats, Floats, Ints, Ints, Ints]:
     """Return country and domain log ratios and levels, and website levels, of record pairs.
@@ -893,59 +932,60 @@ def _field_log_ratios(left: _Side, right: _Side, lr: Ints, rr: Ints, params: Mat
     of a social profile or mailbox) with the other record's name, where the two records do not
     both have an identifying domain (then the domain itself is compared).
     """
-    counts: Counter[str] = Counter(c for c in (*left.country, *right.country) if c)
-    total = sum(counts.values()) or 1
-    lshare = Counter(c for c in left.country if c)
-    rshare = Counter(c for c in right.country if c)
-    nl, nr = sum(lshare.values()) or 1, sum(rshare.values()) or 1
-    agree = sum(lshare[c] / nl * rshare[c] / nr for c in lshare)
+    n = len(lr)
+    # countries: term-frequency adjusted agreement, disagreement against the chance of agreeing
+    lcc, rcc, ccount = _joint_codes(left.country, right.country)
+    total = ccount.sum() or 1.0
+    lshare = np.bincount(lcc[lcc >= 0], minlength=len(ccount)) / max((lcc >= 0).sum(), 1)
+    rshare = np.bincount(rcc[rcc >= 0], minlength=len(ccount)) / max((rcc >= 0).sum(), 1)
+    agree = float((lshare * rshare).sum())
     differs = math.log((1 - params.country_m) / max(1 - agree, 1e-6))
-    same_country = {c: math.log(params.country_m / (k / total)) for c, k in counts.items()}
-    dcounts: Counter[str] = Counter(d for d in (*left.domain, *right.domain) if d)
-    lcounts: Counter[str] = Counter(d.split(".", 1)[0] for d in (*left.domain, *right.domain)
-                                    if d)
-    dtotal = sum(dcounts.values()) or 1
-    domain_differs = math.log(1 - params.domain_m - params.domain_label_m)
+    a, b = lcc[lr], rcc[rr]
+    both = (a >= 0) & (b >= 0)
+    same = both & (a == b)
+    with np.errstate(divide="ignore"):
+        same_lr = np.log(params.country_m / (ccount / total))
+    c_lr = np.where(same, same_lr[np.where(same, a, 0)] if len(ccount) else 0.0,
+                    np.where(both, differs, 0.0))
+    c_lvl = np.where(same, 0, np.where(both, 1, -1)).astype(np.int64)
+    # domains: the same registrable domain, the same label under another suffix, or neither
+    ldc, rdc, dcount = _joint_codes(left.domain, right.domain)
+    llc, rlc, lcount = _joint_codes([_label(d) for d in left.domain],
+                                    [_label(d) for d in right.domain])
+    dtotal = dcount.sum() or 1.0
+    da, db = ldc[lr], rdc[rr]
+    dboth = (da >= 0) & (db >= 0)
+    dsame = dboth & (da == db)
+    lsame = dboth & ~dsame & (llc[lr] == rlc[rr])
+    with np.errstate(divide="ignore"):
+        same_domain = np.log(params.domain_m * dtotal / dcount) if len(dcount) else np.zeros(0)
+        same_label = (np.log(params.domain_label_m * dtotal / lcount) if len(lcount)
+                      else np.zeros(0))
+    d_lr = np.where(dsame, same_domain[np.where(dsame, da, 0)] if len(dcount) else 0.0,
+                    np.where(lsame, same_label[np.where(lsame, llc[lr], 0)] if len(lcount)
+                             else 0.0,
+                             np.where(dboth, math.log(1 - params.domain_m
+                                                      - params.domain_label_m), 0.0)))
+    d_lvl = np.where(dsame, 0, np.where(lsame, 1, np.where(dboth, 2, -1))).astype(np.int64)
+    # website spellings: only records whose website says more than their name take part
     lspell = [(left.profiles[p].labels, *h) for p, *h in
               zip(left.name_pid.tolist(), *_hints(left), strict=True)]
     rspell = [(right.profiles[p].labels, *h) for p, *h in
               zip(right.name_pid.tolist(), *_hints(right), strict=True)]
-    lrl, rrl = lr.tolist(), rr.tolist()
+    lx = np.array([bool(x[2]) for x in lspell], bool)
+    rx = np.array([bool(x[2]) for x in rspell], bool)
+    x_lvl = np.full(n, -1, np.int64)
+    todo = np.flatnonzero(~dboth & (lx[lr] | rx[rr])) if n else np.zeros(0, np.int64)
+    lrl, rrl = lr[todo].tolist(), rr[todo].tolist()
 
-    def task(start: int, stop: int) -> tuple[Floats, Floats, Ints, Ints, Ints]:
-        n = stop - start
-        c_lr, d_lr = np.zeros(n), np.zeros(n)
-        c_lvl, d_lvl = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
-        x_lvl = np.full(n, -1, np.int64)
-        for k in range(n):
-            i, j = lrl[start + k], rrl[start + k]
-            a, b = left.country[i], right.country[j]
-            if a and b:
-                if a == b:
-                    c_lr[k] = same_country[a]
-                    c_lvl[k] = 0
-                else:
-                    c_lr[k] = differs
-                    c_lvl[k] = 1
-            da, db = left.domain[i], right.domain[j]
-            if da and db:
-                if da == db:
-                    d_lr[k] = math.log(params.domain_m * dtotal / dcounts[da])
-                    d_lvl[k] = 0
-                elif _label(da) == _label(db):
-                    d_lr[k] = math.log(params.domain_label_m * dtotal
-                                       / lcounts[_label(da) or ""])
-                    d_lvl[k] = 1
-                else:
-                    d_lr[k] = domain_differs
-                    d_lvl[k] = 2
-            else:
-                x_lvl[k] = _cross_level(lspell[i], rspell[j])
-        return c_lr, d_lr, c_lvl, d_lvl, x_lvl
+    def task(start: int, stop: int) -> Ints:
+        return np.array([_cross_level(lspell[i], rspell[j])
+                         for i, j in zip(lrl[start:stop], rrl[start:stop], strict=True)],
+                        np.int64)
 
-    parts = map_ranges(task, len(lrl), workers=workers)
-    c_lr, d_lr, c_lvl, d_lvl, x_lvl = (np.concatenate([p[k] for p in parts]) for k in range(5))
-    return c_lr, d_lr, c_lvl, d_lvl, x_lvl
+    if len(todo):
+        x_lvl[todo] = np.concatenate(map_ranges(task, len(todo), workers=workers))
+    return c_lr.astype(np.float64), d_lr.astype(np.float64), c_lvl, d_lvl, x_lvl
 
 
 def _posterior(lo: Floats, capped: Floats, lkey: Ints, rkey: Ints, lclus: Ints | None = None,
@@ -1099,7 +1139,7 @@ def match_names(left: pa.Table | pd.DataFrame, right: pa.Table | pd.DataFrame, *
     caps the processes used (None: every core).
     """
     clock = _Clock()
-    lside, rside = _side(left), _side(right)
+    lside, rside = _side(left, workers), _side(right, workers)
     if not len(lside.name_pid) or not len(rside.name_pid):
         empty = pa.table({"left_id": pa.array([], pa.string()),
                           "right_id": pa.array([], pa.string()),

@@ -7,6 +7,7 @@ core is all there is, the work runs in the calling process: the results are the 
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
@@ -62,10 +63,14 @@ def map_ranges(
     edges = [n * k // pieces for k in range(pieces + 1)]
     global _TASK
     _TASK = task
+    # Objects the workers inherit stay out of their garbage collector: a collection would write
+    # to every object's header and so copy the parent's whole heap, page by page.
+    gc.freeze()
     try:
-        with multiprocessing.get_context("fork").Pool(count) as pool:
+        with multiprocessing.get_context("fork").Pool(count, initializer=gc.disable) as pool:
             return pool.map(_run, list(zip(edges, edges[1:], strict=False)), chunksize=1)
     finally:
+        gc.unfreeze()
         _TASK = None
 
 

@@ -163,6 +163,7 @@ def _fuzzy(con: duckdb.DuckDBPyConnection, threshold: float, workers: int | None
         SELECT o.account_id AS id, o.name, o.name_key, o.name_words, o.country_code,
                o.domain, o.hint, c.cluster
         FROM ours o LEFT JOIN clusters c USING (account_id)
+        ORDER BY o.account_id
     """).to_arrow_table()
     right = con.sql("""
         SELECT partner_id || chr(31) || partner_account_id AS id, name, name_key, name_words,
@@ -170,7 +171,9 @@ def _fuzzy(con: duckdb.DuckDBPyConnection, threshold: float, workers: int | None
         FROM theirs t
         WHERE NOT EXISTS (SELECT 1 FROM exact e WHERE e.partner_id = t.partner_id
                           AND e.partner_account_id = t.partner_account_id)
+        ORDER BY partner_id, partner_account_id
     """).to_arrow_table()
+    # in a fixed order: the model samples records by position
     return match_names(left, right, threshold=threshold, workers=workers)
 
 
