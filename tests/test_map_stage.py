@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pytest
 from conftest import write_table
 from sqlalchemy import select
@@ -14,6 +16,7 @@ from typer.testing import CliRunner
 
 from doorstep.cli import app
 from doorstep.config import Config
+from doorstep.demo_world import generate_world
 from doorstep.ingest import import_workspace
 from doorstep.ingest.scaffold import init_workspace
 from doorstep.map import find_overlaps, map_accounts
@@ -223,3 +226,27 @@ def test_every_overlap_says_what_agreed() -> None:
     for row in found:
         evidence = json.loads(row["evidence"])
         assert evidence["agreed"], row
+
+
+def test_mapping_a_generated_world_twice_gives_the_same_overlaps(tmp_path: Path) -> None:
+    generate_world(tmp_path, accounts=3000, partners=3, partner_accounts=1500, seed=3,
+                   today=date(2026, 11, 1), bad_rows=False)
+
+    def read(name: str, columns: list[str]) -> pa.Table:
+        path = tmp_path / "data" / f"{name}.csv"
+        header = path.open(encoding="utf-8").readline().strip().split(",")
+        return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in header}, strings_can_be_null=True,
+            include_columns=columns))
+
+    ours = read("accounts", ["account_id", "name", "website", "country"])
+    theirs = read("partner_accounts", ["partner_id", "partner_account_id", "name", "website",
+                                       "country", "relationship"])
+    theirs = theirs.append_column("shared_account_id", pa.nulls(theirs.num_rows, pa.string()))
+    first = find_overlaps(ours, theirs, threshold=0.9)
+    # the same records in another order
+    shuffled = theirs.take(pa.array(list(range(theirs.num_rows))[::-1]))
+    second = find_overlaps(ours.take(pa.array(list(range(ours.num_rows))[::-1])), shuffled,
+                           threshold=0.9)
+    assert first.num_rows > 1000
+    assert first.equals(second)
