@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from sqlalchemy import func, select
 
 from doorstep.ingest import ImportFailure, import_workspace
 from doorstep.store import Store
+from doorstep.store.export import write_csv
 from doorstep.store.models import Account, PartnerAccount, QuarantinedRow, Rep, SourceLead
 
 
@@ -247,3 +250,21 @@ def test_a_nul_character_is_quarantined_not_stored(small_workspace: Path, store:
     assert all("NUL character" in p["reason"] for p in problems)
     assert {p["value"] for p in problems} == {"Bad\\0Name", "x\\0"}
     assert report.tables["accounts"].quarantined == 1 and count(store, Account) == 2
+
+
+def test_exported_text_never_runs_as_a_spreadsheet_formula(tmp_path: Path, store: Store) -> None:
+    folder = tmp_path / "ws"
+    for name, rows in SMALL_WORLD.items():
+        write_table(folder, name, rows)
+    evil = '=HYPERLINK("http://evil.example","x")'
+    write_table(folder, "partner_accounts", [
+        *SMALL_WORLD["partner_accounts"],
+        {"partner_id": "p1", "partner_account_id": "x9", "name": "Evil Corp",
+         "relationship": evil},
+    ])  # fmt: skip
+    import_workspace(folder, store)
+    out = io.StringIO()
+    write_csv(store, "quarantine", out)
+    values = [r["value"] for r in csv.DictReader(io.StringIO(out.getvalue()))]
+    assert "'" + evil in values
+    assert not any(v.startswith(("=", "+", "-", "@")) for v in values)

@@ -36,6 +36,7 @@ from doorstep.config import Config
 from doorstep.measure.attribution import lead_outcomes
 from doorstep.measure.report import EQL as EQL_TYPE
 from doorstep.measure.report import Conversion, Report, build_report
+from doorstep.store.export import csv_cell
 from doorstep.store.models import (
     Lead,
     LeadEvent,
@@ -638,7 +639,7 @@ CSV_COLUMNS = (
 def _cell(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat(timespec="seconds")
-    return "" if value is None else value
+    return csv_cell(value)
 
 
 def write_digest_csv(digest: Digest, out: IO[str]) -> int:

@@ -134,15 +134,33 @@ def export_rows(store: Store, table: str) -> Iterator[tuple[Any, ...]]:
         yield from result
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula ("=HYPERLINK(...)"), and
+# partner files are data we did not write: such text is written with a leading apostrophe,
+# which spreadsheets show as plain text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """Return a value as a CSV cell: blank for None, JSON for structures, text never a formula."""
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        value = json.dumps(value)
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def write_csv(store: Store, table: str, out: IO[str]) -> int:
-    """Write one export as CSV to `out`; returns the number of data rows."""
+    """Write one export as CSV to `out`; returns the number of data rows.
+
+    Text that a spreadsheet would run as a formula gets a leading apostrophe (`csv_cell`).
+    """
     writer = csv.writer(out)
     rows = export_rows(store, table)
     writer.writerow(next(rows))
     count = 0
     for row in rows:
-        writer.writerow(
-            ["" if v is None else json.dumps(v) if isinstance(v, dict | list) else v for v in row]
-        )
+        writer.writerow([csv_cell(v) for v in row])
         count += 1
     return count
