@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -427,3 +428,55 @@ def test_feedback_send_queues_each_digest_once_and_delivers_it(
     subjects = [m["Subject"] for _, _, m in mail.envelopes]
     assert sum(s.startswith("Your doorstep digest") for s in subjects) == 2
     workspace.store.engine.dispose()
+
+
+def _attempt(client: TestClient, email: str, password: str) -> int:
+    form = client.get("/login")
+    return client.post(
+        "/login",
+        data={"email": email, "password": password, "csrf_token": csrf_of(form.text)},
+        follow_redirects=False,
+    ).status_code
+
+
+def test_repeated_wrong_passwords_lock_sign_in_until_an_admin_unlocks(
+    client: TestClient, world: Workspace, cli: typer.Typer
+) -> None:
+    email = "ada@example.com"
+    codes = [_attempt(client, email, "wrong password") for _ in range(auth.MAX_FAILED_SIGN_INS)]
+    assert codes == [401] * (auth.MAX_FAILED_SIGN_INS - 1) + [429]
+    # locked: even the right password is refused, and the page says until when and what to do
+    form = client.get("/login")
+    locked = client.post("/login", data={"email": email, "password": PASSWORD,
+                                         "csrf_token": csrf_of(form.text)})
+    assert locked.status_code == 429
+    assert "locked until" in locked.text and "doorstep user unlock" in locked.text
+    assert stored_user(world, email).locked_until is not None
+    # other users are not affected
+    assert _attempt(client, "bea@example.com", PASSWORD) == 303
+    result = CliRunner().invoke(cli, ["user", "unlock", str(world.path), "--email", email])
+    assert result.exit_code == 0, result.output
+    assert _attempt(client, email, PASSWORD) == 303
+    assert stored_user(world, email).failed_logins == 0
+
+
+def test_a_lock_runs_out_and_a_success_clears_the_count(world: Workspace) -> None:
+    store, email = world.store, "pm@example.com"
+    start = datetime(2026, 11, 30, 9, 0)
+    for _ in range(auth.MAX_FAILED_SIGN_INS - 1):
+        assert auth.authenticate(store, email, "nope", now=start) is None
+    with pytest.raises(auth.SignInLocked):
+        auth.authenticate(store, email, "nope", now=start)
+    with pytest.raises(auth.SignInLocked):
+        auth.authenticate(store, email, PASSWORD, now=start + auth.SIGN_IN_LOCK / 2)
+    later = start + auth.SIGN_IN_LOCK + timedelta(seconds=1)
+    # after the lock a failure starts the count again rather than locking at once
+    assert auth.authenticate(store, email, "nope", now=later) is None
+    assert stored_user(world, email).failed_logins == 1
+    assert auth.authenticate(store, email, PASSWORD, now=later) is not None
+    assert stored_user(world, email).failed_logins == 0
+
+
+def test_unlocking_an_unknown_user_is_a_user_error(cli: typer.Typer, world: Workspace) -> None:
+    result = CliRunner().invoke(cli, ["user", "unlock", str(world.path), "--email", "no@x.com"])
+    assert result.exit_code == 1 and "no user no@x.com" in result.output

@@ -253,6 +253,9 @@ class User(Base):
     session_stamp: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # consecutive failed sign-ins; past the limit, sign-in is refused until locked_until
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class ApiToken(Base):

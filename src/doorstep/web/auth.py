@@ -38,6 +38,9 @@ PASSWORD_MIN_CHARS = 10
 TOKEN_PREFIX = "dst_"
 SESSION_MAX_AGE = 12 * 3600
 _TOKEN_TOUCH = timedelta(minutes=5)  # write last_used_at at most this often per token
+# After this many failed sign-ins in a row, an account's sign-in is locked for SIGN_IN_LOCK.
+MAX_FAILED_SIGN_INS = 5
+SIGN_IN_LOCK = timedelta(minutes=15)
 
 _hasher = PasswordHasher()
 # Verified against when the email is unknown, so a wrong email costs as long as a wrong password.
@@ -268,22 +271,74 @@ def principal_for_token(store: Store, token: str) -> Principal | None:
     return _principal(row, "token")
 
 
-def authenticate(store: Store, email: str, password: str) -> tuple[Principal, str] | None:
-    """The user and their session stamp when email and password match an active user."""
+class SignInLocked(Exception):
+    """Too many failed sign-ins in a row: the account cannot sign in until `until` (UTC)."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(
+            f"too many failed sign-ins: this account is locked until {until:%H:%M} UTC; "
+            "wait, or ask an admin to run `doorstep user unlock`"
+        )
+        self.until = until
+
+
+def authenticate(
+    store: Store, email: str, password: str, now: datetime | None = None
+) -> tuple[Principal, str] | None:
+    """The user and their session stamp when email and password match an active user.
+
+    Each failure counts against the account; after `MAX_FAILED_SIGN_INS` in a row it is locked
+    for `SIGN_IN_LOCK` (SignInLocked), and while locked even the right password is refused.
+    """
     address = email.strip().lower()
+    now = now or _now()
     with store.engine.connect() as conn:
-        row = conn.execute(select(*_USER_COLUMNS).where(User.email == address)).first()
+        row = conn.execute(
+            select(*_USER_COLUMNS, User.locked_until).where(User.email == address)
+        ).first()
     if row is None or not row.active:
         verify_password(_DUMMY_HASH, password)
         return None
+    if row.locked_until is not None and row.locked_until > now:
+        raise SignInLocked(row.locked_until)
     if not verify_password(row.password_hash, password):
+        _count_failure(store, row.user_id, expired_lock=row.locked_until is not None, now=now)
         return None
-    values: dict[str, Any] = {"last_login_at": _now()}
+    values: dict[str, Any] = {"last_login_at": now, "failed_logins": 0, "locked_until": None}
     if _hasher.check_needs_rehash(row.password_hash):
         values["password_hash"] = hash_password(password)
     with store.engine.begin() as conn:
         conn.execute(update(User).where(User.user_id == row.user_id).values(**values))
     return _principal(row, "session"), row.session_stamp
+
+
+def _count_failure(store: Store, user_id: int, *, expired_lock: bool, now: datetime) -> None:
+    """Count a failed sign-in (atomically); lock the account when it reaches the limit."""
+    failures = 1 if expired_lock else User.failed_logins + 1  # a lock that ran out starts over
+    with store.engine.begin() as conn:
+        count = conn.execute(
+            update(User)
+            .where(User.user_id == user_id)
+            .values(failed_logins=failures, locked_until=None)
+            .returning(User.failed_logins)
+        ).scalar_one()
+        if count >= MAX_FAILED_SIGN_INS:
+            conn.execute(
+                update(User).where(User.user_id == user_id).values(locked_until=now + SIGN_IN_LOCK)
+            )
+    if count >= MAX_FAILED_SIGN_INS:
+        raise SignInLocked(now + SIGN_IN_LOCK)
+
+
+def unlock_user(store: Store, email: str) -> None:
+    """Clear an account's failed sign-ins and any lock on it."""
+    address = normalise_email(email)
+    with store.engine.begin() as conn:
+        done = conn.execute(
+            update(User).where(User.email == address).values(failed_logins=0, locked_until=None)
+        ).rowcount
+    if not done:
+        raise UserError(f"no user {address}; `doorstep user add` creates one")
 
 
 def principal_for_session(

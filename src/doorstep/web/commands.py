@@ -1,5 +1,5 @@
-"""CLI commands for the web app and the feedback loop: `user add`, `user token`, `serve`,
-`feedback`. `register(app)` adds them to the `doorstep` command line."""
+"""CLI commands for the web app and the feedback loop: `user add`, `user token`, `user unlock`,
+`serve`, `feedback`. `register(app)` adds them to the `doorstep` command line."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from doorstep.feedback import (
     write_digests_csv,
 )
 from doorstep.feedback.digest import conversion_text, pct
-from doorstep.web.auth import ROLES, UserError, add_user, issue_token
+from doorstep.web.auth import ROLES, UserError, add_user, issue_token, unlock_user
 from doorstep.workspace import Workspace, open_workspace
 
 PASSWORD_ENV = "DOORSTEP_PASSWORD"
@@ -88,6 +88,17 @@ def user_token(
         token = issue_token(workspace.store, email)
     sys.stdout.write(token + "\n")
     err.print("Keep it secret: only its hash is stored, so it cannot be shown again.")
+
+
+def user_unlock(
+    path: WorkspacePath,
+    email: Annotated[str, typer.Option(help="Whose sign-in to unlock.")],
+) -> None:
+    """Let a user whose sign-in was locked by failed attempts sign in again at once."""
+    workspace = _open(path)
+    with _user_errors():
+        unlock_user(workspace.store, email)
+    console.print(f"unlocked {email.strip().lower()}: failed sign-ins cleared", highlight=False)
 
 
 def serve(
@@ -175,6 +186,7 @@ def register(app: typer.Typer) -> None:
     users = typer.Typer(help="Web app users and their API tokens.", no_args_is_help=True)
     users.command("add")(user_add)
     users.command("token")(user_token)
+    users.command("unlock")(user_unlock)
     app.add_typer(users, name="user")
     app.command("serve")(serve)
     app.command("feedback")(feedback)

@@ -41,6 +41,7 @@ from doorstep.web.auth import (
     ROLES,
     STAFF,
     Principal,
+    SignInLocked,
     UserError,
     add_user,
     authenticate,
@@ -162,7 +163,11 @@ def login(
     """Check the password, then start a new session with a new CSRF token."""
     if not csrf_matches(session_data(request).get("c"), csrf_token):
         raise HTTPException(403, "the sign-in form is out of date; reload it and try again.")
-    found = authenticate(ctx.workspace.store, email, password)
+    try:
+        found = authenticate(ctx.workspace.store, email, password)
+    except SignInLocked as exc:
+        return render(request, ctx, "login.html", None, status_code=429, next=_local(next) or "",
+                      error=f"{str(exc)[0].upper()}{str(exc)[1:]}.", email=email)
     if found is None:
         return render(request, ctx, "login.html", None, status_code=401, next=_local(next) or "",
                       error="Wrong email or password.", email=email)
