@@ -280,6 +280,22 @@ def run_act(workspace: Workspace, *, send: bool = True) -> ActReport:
     return result
 
 
+@app.command()
+def track(path: WorkspacePath) -> None:
+    """Move routed leads on from the CRM's opportunities (opportunity, won, lost) or expire them."""
+    run_track(_open(path))
+
+
+def run_track(workspace: Workspace) -> None:
+    """Track every routed lead and print what moved."""
+    from doorstep.track.outcomes import track_outcomes
+
+    with user_errors(), err.status("tracking routed leads"):
+        result = track_outcomes(workspace)
+    moved = ", ".join(f"{n:,} to {status}" for status, n in sorted(result.moved.items()))
+    console.print(f"Tracked {result.tracked:,} routed leads: {moved or 'none moved'}.")
+
+
 lead_app = typer.Typer(help="A rep's actions on a lead: accept, reject, intro made.",
                        no_args_is_help=True)
 app.add_typer(lead_app, name="lead")
@@ -321,7 +337,7 @@ def run(
     path: WorkspacePath,
     send: Annotated[bool, typer.Option(help="Deliver queued messages now.")] = True,
 ) -> None:
-    """Import, map, qualify, act and report, in order."""
+    """Import, map, qualify, act, track and report, in order."""
     run_pipeline(_open(path), send=send)
 
 
@@ -397,6 +413,7 @@ def run_pipeline(workspace: Workspace, *, send: bool = True) -> None:
     run_map(workspace)
     run_qualify(workspace)
     run_act(workspace, send=send)
+    run_track(workspace)
     console.print(Rule("Report"))
     run_report(workspace)
 

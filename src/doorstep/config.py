@@ -171,6 +171,10 @@ class ActConfig(_Section):
     )
     batch_size: int = Field(100, ge=1)
     escalate: bool = True
+    expire_after_days: int = Field(
+        14, ge=0, description="a routed lead nobody accepted expires this long after its "
+        "deadline, freeing its owner (0: never)"
+    )
 
 
 class MappingConfig(_Section):
@@ -330,6 +334,7 @@ lease_seconds = 300       # a delivery a stopped worker was sending is retried a
 batch_size = 100
 escalate = true           # overdue motions go to the rep's manager (reps column manager_id),
                           # else to the partner manager
+expire_after_days = 14    # a routed lead nobody accepted expires this long after its deadline
 
 [mapping]
 # Minimum match probability for a fuzzy (probabilistic) account match.
