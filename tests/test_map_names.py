@@ -167,6 +167,8 @@ def test_ambiguous_short_name_is_not_matched() -> None:
     ("Supermicro", "Super Micro Computer, Inc.", "kind", "joined"),
     ("IBM", "INTERNATIONAL BUSINESS MACHINES CORP", "kind", "acronym"),
     ("Northwind Analytics", "Nortwind Analytics", "kind", "typo"),
+    ("Clever Dolphin Fleet", "Clever oDlphin Fleet", "kind", "typo"),
+    ("Clever Dolphin Fleet", "Clever Golphin Fleet", "words", "conflict"),
     ("Charles Schwab Corporation", "SCHWAB CHARLES CORP", "first", "differs"),
     ("Carnival Corporation", "CARNIVAL PLC", "legal", "differs"),
 ])

@@ -512,12 +512,15 @@ def compare(left: NameProfile, right: NameProfile, stats: TokenStats, explain: b
                 if explain:
                     parts = " ".join(y[s:e])
                     matched.append(f"{parts} = {t}" if flip else f"{t} = {parts}")
-        # one typo in a longer word, past its first letter (where typos rarely fall)
+        # one typo in a longer word, past its first letter (where typos rarely fall) or the
+        # first two letters swapped ("odlphin")
         for i, t in enumerate(a):
             if au[i] or len(t) < 5 or t.isdigit():
                 continue
             for j, u in enumerate(b):
-                if bu[j] or len(u) < 5 or u[0] != t[0] or abs(len(t) - len(u)) > 1:
+                if bu[j] or len(u) < 5 or abs(len(t) - len(u)) > 1:
+                    continue
+                if u[0] != t[0] and (u[0] != t[1] or u[1] != t[0]):
                     continue
                 if OSA.distance(t, u, score_cutoff=1) <= 1:
                     au[i] = bu[j] = True
