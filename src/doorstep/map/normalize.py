@@ -224,13 +224,6 @@ def normalise_name(name: str | None) -> str:
     return " ".join(_name_words(name))
 
 
-def name_words(name: str | None) -> list[str]:
-    """Return every word of a name, folded and lower-case, legal form and all."""
-    if not isinstance(name, str):
-        return []
-    return _words(name)
-
-
 def is_name_usable(name: str | None) -> bool:
     """Return True when a name says which company: not blank, not only a legal form ("Inc.")."""
     if not isinstance(name, str):
