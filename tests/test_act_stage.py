@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -445,3 +446,30 @@ def test_an_action_on_an_unknown_lead_or_a_candidate_is_refused(act_workspace: W
         accept_lead(act_workspace, "L-zz")
     with pytest.raises(LeadActionError, match="lead L-a3 is candidate; it must be routed"):
         reject_lead(act_workspace, "L-a3", "bad_fit")
+
+
+def test_two_act_runs_at_once_route_and_queue_each_lead_once(act_workspace: Workspace) -> None:
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            act(act_workspace, now=NOW, send=False)
+        except BaseException as exc:  # pragma: no cover - the assertion below shows it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with act_workspace.store.engine.connect() as conn:
+        routed_events = conn.execute(
+            select(LeadEvent.lead_id).where(LeadEvent.kind == "routed")
+        ).scalars().all()
+        routed_leads = conn.execute(
+            select(Lead.lead_id).where(Lead.status == "routed")
+        ).scalars().all()
+        keys = conn.execute(select(Delivery.idempotency_key)).scalars().all()
+    assert sorted(routed_events) == sorted(routed_leads) and routed_leads
+    assert len(keys) == len(set(keys))

@@ -53,6 +53,7 @@ from doorstep.qualify.motion import (
     motion_rules,
     warmth_band,
 )
+from doorstep.store.db import hold_stage_lock
 from doorstep.store.models import (
     Account,
     Delivery,
@@ -616,6 +617,7 @@ def act(workspace: Workspace, *, now: datetime | None = None, send: bool = True)
     templates = Templates(workspace.path)
     report = ActReport()
     with workspace.store.engine.begin() as conn:
+        hold_stage_lock(conn)  # a second act at once waits, then sees these leads routed
         world = load_world(conn, config)
         route_eqls(conn, world, rules, moment, report)
         drafts = assignment_drafts(world, config, report)

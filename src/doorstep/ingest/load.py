@@ -16,6 +16,7 @@ from doorstep.ingest.contract import TABLES, Table
 from doorstep.ingest.read import ROW, TableFile, locate_all, read_table_file
 from doorstep.ingest.validate import Checked, check_table
 from doorstep.store import Store
+from doorstep.store.db import hold_stage_lock
 from doorstep.store.models import IMPORTED_MODELS, ImportRun, QuarantinedRow
 
 _WRITE_CHUNK = 20_000
@@ -233,6 +234,7 @@ def import_workspace(
 
     started = _now()
     with store.engine.begin() as conn:
+        hold_stage_lock(conn)
         run = conn.execute(
             insert(ImportRun).values(started_at=started, counts={}).returning(ImportRun.import_id)
         )

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, delete, insert, select, tuple_, update
 
 from doorstep.map.canonical import canonicalise
 from doorstep.map.normalize import identifying_domain, is_name_usable, website_hint
+from doorstep.store.db import hold_stage_lock
 from doorstep.store.models import Account, Opportunity, Overlap, Partner, PartnerAccount
 from doorstep.workspace import Workspace
 
@@ -305,6 +306,7 @@ def map_accounts(workspace: Workspace, *, progress: MapProgress | None = None) -
     key = ("account_id", "partner_id", "partner_account_id")
     wanted = {tuple(r[k] for k in key): r for r in found.to_pylist()}
     with store.engine.begin() as conn:
+        hold_stage_lock(conn)  # another map at once waits, then diffs against what it wrote
         existing = {
             (r.account_id, r.partner_id, r.partner_account_id): r
             for r in conn.execute(select(Overlap))

@@ -47,6 +47,7 @@ from doorstep.qualify.warmth import (
     track_records,
     warmth_score,
 )
+from doorstep.store.db import hold_stage_lock
 from doorstep.store.models import (
     Account,
     Lead,
@@ -671,6 +672,7 @@ def qualify_leads(workspace: Workspace, *, now: datetime | None = None) -> Quali
     moment = _naive_utc(now)
     config = workspace.config
     with _collector_paused(), workspace.store.engine.begin() as conn:
+        hold_stage_lock(conn)
         evidence, answers = load_evidence(conn, config)
         decisions = decide_leads(evidence, config, moment)
         created, changed, unchanged, events = _write_leads(conn, decisions, evidence.prior, moment)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -30,6 +33,31 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+# How long a stage waits for another to finish before SQLite says "database is locked".
+SQLITE_STAGE_WAIT_MS = 600_000
+PIPELINE_LOCK = "pipeline"
+
+
+def hold_stage_lock(conn: Connection, name: str = PIPELINE_LOCK) -> None:
+    """Take the named stage lock for the rest of `conn`'s transaction.
+
+    Call it first thing in a writing stage's transaction: a second run of any stage holding the
+    same lock waits until the first commits, and then reads what it wrote, so two runs at once
+    never route, write or record anything twice.
+    """
+    from doorstep.store.models import StageLock
+
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_STAGE_WAIT_MS}")
+    now = datetime.now(UTC).replace(tzinfo=None)
+    upsert = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(StageLock)
+    conn.execute(
+        upsert.values(name=name, held_at=now).on_conflict_do_update(
+            index_elements=["name"], set_={"held_at": now}
+        )
+    )
 
 
 def alembic_config() -> AlembicConfig:

@@ -238,6 +238,15 @@ Index("ix_deliveries_due", Delivery.status, Delivery.next_attempt_at)
 # --- web app: users, API tokens, and the indexes its pages read by ----------------------------
 
 
+class StageLock(Base):
+    """A row a writing stage updates first in its transaction: the row lock it then holds until
+    commit makes a second run of the stage wait, then read what the first one wrote."""
+
+    __tablename__ = "stage_locks"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    held_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class User(Base):
     """Someone who signs in to the web app: one role, and for reps and partners their scope."""
 

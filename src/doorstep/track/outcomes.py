@@ -29,6 +29,7 @@ from doorstep.act.rep_actions import (
     ROUTED,
     WON,
 )
+from doorstep.store.db import hold_stage_lock
 from doorstep.store.models import Lead, Opportunity
 from doorstep.track.events import Event, record_events
 from doorstep.workspace import Workspace
@@ -71,6 +72,7 @@ def track_outcomes(workspace: Workspace, *, now: datetime | None = None) -> Trac
     grace_days = workspace.config.act.expire_after_days
     report = TrackReport()
     with workspace.store.engine.begin() as conn:
+        hold_stage_lock(conn)
         leads = conn.execute(
             select(Lead.lead_id, Lead.account_id, Lead.status, Lead.created_at, Lead.due_at)
             .where(Lead.status.in_(TRACKED))
