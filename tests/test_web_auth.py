@@ -23,6 +23,7 @@ from doorstep.web import auth, create_app
 from doorstep.web.auth import add_user, issue_token, revoke_tokens, set_active
 from doorstep.web.commands import register
 from doorstep.web.deps import SESSION_COOKIE
+from doorstep.web.queries import MATCH_METHODS, account_matches
 from doorstep.workspace import Workspace
 
 PASSWORD = "correct horse battery"
@@ -480,3 +481,20 @@ def test_a_lock_runs_out_and_a_success_clears_the_count(world: Workspace) -> Non
 def test_unlocking_an_unknown_user_is_a_user_error(cli: typer.Typer, world: Workspace) -> None:
     result = CliRunner().invoke(cli, ["user", "unlock", str(world.path), "--email", "no@x.com"])
     assert result.exit_code == 1 and "no user no@x.com" in result.output
+
+
+def test_the_lead_page_shows_how_each_partner_record_was_matched(client: TestClient,
+                                                                 world: Workspace) -> None:
+    sign_in(client, "admin@example.com")
+    page = client.get("/leads/L-a1")
+    assert page.status_code == 200
+    assert "How we know the partners have this account" in page.text
+    with world.store.engine.connect() as conn:
+        lead_account = conn.execute(
+            select(Lead.account_id).where(Lead.lead_id == "L-a1")
+        ).scalar_one()
+        matches = account_matches(conn, lead_account)
+    assert matches
+    for m in matches:
+        assert m.method in MATCH_METHODS.values()
+        assert m.method in page.text and m.partner_name in page.text

@@ -67,6 +67,7 @@ from doorstep.web.queries import (
     MAX_OFFSET,
     PAGE_SIZE,
     LeadView,
+    account_matches,
     lead_by_id,
     leads_page,
     overdue_motions,
@@ -270,8 +271,9 @@ def lead_page(request: Request, ctx: Context, principal: StaffOrRep, lead_id: st
     lead = _lead_in_scope(ctx, principal, lead_id)
     with ctx.workspace.store.engine.connect() as conn:
         history = lead_history(conn, lead_id)
+        matches = account_matches(conn, lead.account_id)
     return render(request, ctx, "lead.html", principal, lead=lead, history=history,
-                  reasons=REJECT_REASONS)
+                  matches=matches, reasons=REJECT_REASONS)
 
 
 # --- rep queue ---------------------------------------------------------------------------------

@@ -316,6 +316,52 @@ def overlaps_page(
     return views
 
 
+# How an overlap was found, in a rep's words.
+MATCH_METHODS = {
+    "shared_id": "their CRM names our account",
+    "domain": "same website domain",
+    "name_country": "same name, same country",
+    "probabilistic": "name match",
+    "our_duplicate": "through our other record",
+}
+
+
+@dataclass(frozen=True)
+class MatchView:
+    """One partner's record of the account, and how mapping knew it is the same company."""
+
+    partner_id: str
+    partner_name: str
+    partner_account_name: str | None
+    relationship: str
+    method: str
+    probability: float
+    agreed: list[str]
+    via_account: str | None
+
+
+def account_matches(conn: Connection, account_id: str) -> list[MatchView]:
+    """Every partner record mapped to one of our accounts, surest first."""
+    o, pa, p = Overlap, PartnerAccount, Partner
+    rows = conn.execute(
+        select(o.partner_id, p.name, pa.name, o.relationship, o.method, o.probability,
+               o.evidence)
+        .join(pa, (pa.partner_id == o.partner_id)
+              & (pa.partner_account_id == o.partner_account_id))
+        .join(p, p.partner_id == o.partner_id, isouter=True)
+        .where(o.account_id == account_id)
+        .order_by(o.probability.desc(), o.partner_id, o.partner_account_id)
+    ).all()
+    out = []
+    for partner_id, partner_name, account_name, relationship, method, probability, ev in rows:
+        evidence = ev if isinstance(ev, dict) else {}
+        out.append(MatchView(partner_id, partner_name or partner_id, account_name, relationship,
+                             MATCH_METHODS.get(method, method), float(probability),
+                             [str(a) for a in evidence.get("agreed", [])],
+                             evidence.get("via_account")))
+    return out
+
+
 def partner_names(conn: Connection, partner_ids: Sequence[str] | None = None) -> dict[str, str]:
     """Partner names by id (all partners, or the ones asked for)."""
     query = select(Partner.partner_id, Partner.name)
