@@ -441,3 +441,30 @@ def test_learned_fit_without_enough_history_is_skipped_and_said(
     report = qualify_leads(workspace, now=NOW)
     assert report.notes[0].startswith("learned fit skipped: 1 account with a closed opportunity")
     assert leads(store)["L-a1"]["status"] == "eql"
+
+
+def test_intros_a_partner_made_raise_its_track_record(tmp_path: Path, store: Store) -> None:
+    workspace = build(tmp_path, store)
+    qualify_leads(workspace, now=NOW)
+    before = leads(store)["L-a1"]["gates"]["warmth"]["parts"]["track_record"]
+    # p1 made two intros we asked for on earlier leads; p2 left one without a contact
+    with store.engine.begin() as conn:
+        conn.execute(insert(Lead), [
+            {"lead_id": f"L-old{k}", "account_id": f"old{k}", "status": status, "reason": reason,
+             "created_at": NOW, "updated_at": NOW}
+            for k, status, reason in ((1, "won", None), (2, "intro_made", None),
+                                      (3, "rejected", "rejected: no_contact"))
+        ])
+        conn.execute(insert(LeadEvent), [
+            {"lead_id": lead_id, "kind": kind, "to_status": kind, "actor": "test", "at": NOW,
+             "detail": {"partner_id": partner} if kind == "intro_requested" else None}
+            for lead_id, kind, partner in (
+                ("L-old1", "intro_requested", "p1"), ("L-old1", "intro_made", None),
+                ("L-old2", "intro_requested", "p1"), ("L-old2", "intro_made", None),
+                ("L-old3", "intro_requested", "p2"),
+            )
+        ])  # fmt: skip
+    qualify_leads(workspace, now=NOW)
+    after = leads(store)
+    assert after["L-a1"]["gates"]["warmth"]["parts"]["track_record"] > before
+    assert after["L-a3"]["gates"]["warmth"]["parts"]["track_record"] < 5.0

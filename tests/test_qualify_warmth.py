@@ -131,6 +131,13 @@ def test_track_records_count_strong_and_some_as_positive() -> None:
     assert records["p2"] == TrackRecord(positive=0, answers=1)
 
 
+def test_intros_made_and_missed_count_in_the_track_record() -> None:
+    records = track_records([("p1", "strong")], [("p1", True), ("p1", True), ("p2", False)])
+    assert records["p1"] == TrackRecord(positive=3, answers=3)
+    assert records["p2"] == TrackRecord(positive=0, answers=1)
+    assert track_record_points(records["p1"]) > track_record_points(records["p2"])
+
+
 def test_every_part_is_reported_and_they_add_up_to_the_score() -> None:
     result = warmth_score(
         path(

@@ -51,6 +51,7 @@ from doorstep.store.db import hold_stage_lock
 from doorstep.store.models import (
     Account,
     Lead,
+    LeadEvent,
     Opportunity,
     Overlap,
     Partner,
@@ -520,6 +521,36 @@ def _load_prior(conn: Connection) -> tuple[dict[str, PriorLead], set[str], dict[
     return prior, past, assigned
 
 
+def _settled_intros(conn: Connection) -> list[tuple[str, bool]]:
+    """(partner_id, made) per intro we asked a partner for that is settled: the partner made it,
+    or the rep rejected the lead for want of a contact. Open requests do not count yet."""
+    asked: dict[str, str] = {}
+    made: set[str] = set()
+    for lead_id, kind, detail in conn.execute(
+        select(LeadEvent.lead_id, LeadEvent.kind, LeadEvent.detail).where(
+            LeadEvent.kind.in_(("intro_requested", "intro_made"))
+        )
+    ):
+        if kind == "intro_made":
+            made.add(lead_id)
+        elif isinstance(detail, dict) and detail.get("partner_id"):
+            asked.setdefault(lead_id, str(detail["partner_id"]))
+    if not asked:
+        return []
+    no_contact = {
+        lead_id
+        for lead_id, reason in conn.execute(
+            select(Lead.lead_id, Lead.reason).where(Lead.status == "rejected")
+        )
+        if reason and reason.startswith("rejected: no_contact")
+    }
+    return [
+        (partner_id, lead_id in made)
+        for lead_id, partner_id in sorted(asked.items())
+        if lead_id in made or lead_id in no_contact
+    ]
+
+
 def load_evidence(
     conn: Connection, config: Config
 ) -> tuple[Evidence, dict[tuple[str, str], tuple[str, datetime]]]:
@@ -545,7 +576,9 @@ def load_evidence(
         accounts=accounts,
         paths=_load_paths(conn, answers),
         reps=reps,
-        track_records=track_records((pid, answer) for (pid, _), (answer, _) in answers.items()),
+        track_records=track_records(
+            ((pid, answer) for (pid, _), (answer, _) in answers.items()), _settled_intros(conn)
+        ),
         assigned=assigned,
         prior=prior,
         past_qualify=past,

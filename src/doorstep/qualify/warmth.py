@@ -13,10 +13,12 @@ The score is the sum of seven parts, each from one partner signal::
     strength        15  15 * (s - 1) / 4 for relationship_strength s in 1..5; 0 when unknown
     shared           5  5 * (1 - 1 / k) for k partners sharing the account (1 -> 0, 2 -> 2.5,
                         4 -> 3.75): small and capped, so raw overlap count never buries fit
-    track_record    10  10 * (positive + 2) / (answers + 4): the share of the partner's
+    track_record    10  10 * (positive + 2) / (outcomes + 4): the share of the partner's
                         answers that were positive (strong or some; its latest answer per
-                        account), shrunk toward 1/2 by a Beta(2, 2) prior, so a partner with
-                        no answers yet scores 5 rather than 0
+                        account) and of the intros we asked it for that it made (an intro
+                        counts once settled: made, or the lead rejected for no contact),
+                        shrunk toward 1/2 by a Beta(2, 2) prior, so a partner with no history
+                        yet scores 5 rather than 0
 
 Unknown signals earn nothing: warmth is evidence, and missing evidence is not warmth.
 """
@@ -61,7 +63,8 @@ class PartnerPath:
 
 @dataclass(frozen=True, slots=True)
 class TrackRecord:
-    """How a partner has answered warmth checks so far: positive answers out of all answers."""
+    """How a partner has done so far: positive answers and intros made, out of all answers and
+    settled intro requests (`answers` counts both)."""
 
     positive: int = 0
     answers: int = 0
@@ -83,12 +86,19 @@ class WarmthScore:
     parts: dict[str, float]
 
 
-def track_records(answers: Iterable[tuple[str, str]]) -> dict[str, TrackRecord]:
-    """Each partner's track record from (partner_id, answer) pairs, one pair per account."""
+def track_records(
+    answers: Iterable[tuple[str, str]], intros: Iterable[tuple[str, bool]] = ()
+) -> dict[str, TrackRecord]:
+    """Each partner's track record from (partner_id, answer) pairs, one pair per account, and
+    (partner_id, made) pairs, one per settled intro request."""
     counts: dict[str, list[int]] = {}
     for partner_id, answer in answers:
         tally = counts.setdefault(partner_id, [0, 0])
         tally[0] += answer in POSITIVE_ANSWERS
+        tally[1] += 1
+    for partner_id, made in intros:
+        tally = counts.setdefault(partner_id, [0, 0])
+        tally[0] += made
         tally[1] += 1
     return {p: TrackRecord(positive, total) for p, (positive, total) in counts.items()}
 
