@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from urllib.parse import quote
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from doorstep.ingest.contract import TABLE_BY_NAME
 from doorstep.store import Store, open_store
@@ -43,8 +45,17 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     sep = "&" if "?" in base else "?"
     yield f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    # A web app's background dashboard query may still be reading: dropping the schema under it
+    # can deadlock with it, so try again once it has had a moment to finish.
+    for attempt in range(10):
+        try:
+            with admin.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+            break
+        except OperationalError:
+            if attempt == 9:
+                raise
+            time.sleep(0.5)
     admin.dispose()
 
 

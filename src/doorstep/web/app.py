@@ -21,6 +21,8 @@ from doorstep.web.deps import AppContext, NotSignedIn
 from doorstep.web.snapshot import SnapshotCache
 from doorstep.workspace import open_workspace
 
+# At shutdown, how long to let a dashboard computation finish before closing the store.
+SHUTDOWN_WAIT_SECONDS = 120.0
 HERE = Path(__file__).parent
 # Pages draw inline SVG and load only our own CSS and JS: nothing from another origin.
 CONTENT_SECURITY_POLICY = (
@@ -103,6 +105,7 @@ def create_app(
         if warm_up:
             context.snapshots.refresh()
         yield
+        context.snapshots.wait_idle(timeout=SHUTDOWN_WAIT_SECONDS)
         workspace.store.engine.dispose()
 
     app = FastAPI(

@@ -127,6 +127,14 @@ class SnapshotCache:
         with self._lock:
             self._stale = True
 
+    def wait_idle(self, timeout: float | None = None) -> None:
+        """Wait (up to `timeout` seconds) for a snapshot being computed to finish: at shutdown,
+        so that no query is left running against a store that is going away."""
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
     @property
     def computing(self) -> bool:
         """Whether a snapshot is being computed right now."""
