@@ -160,6 +160,7 @@ def _fuzzy(con: duckdb.DuckDBPyConnection, threshold: float, workers: int | None
     """Probabilistic tier for partner accounts no exact tier matched."""
     from doorstep.map.names import match_names
 
+    # both sides in a fixed order: the model samples records by position
     left = con.sql("""
         SELECT o.account_id AS id, o.name, o.name_key, o.name_words, o.country_code,
                o.domain, o.hint, c.cluster
@@ -174,7 +175,6 @@ def _fuzzy(con: duckdb.DuckDBPyConnection, threshold: float, workers: int | None
                           AND e.partner_account_id = t.partner_account_id)
         ORDER BY partner_id, partner_account_id
     """).to_arrow_table()
-    # in a fixed order: the model samples records by position
     return match_names(left, right, threshold=threshold, workers=workers)
 
 
