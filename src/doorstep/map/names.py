@@ -63,7 +63,7 @@ from doorstep.map.normalize import (
     normalise_country,
     website_hint,
 )
-from doorstep.map.parallel import map_items, map_ranges
+from doorstep.map.parallel import map_ranges
 
 __all__ = [
     "LEVELS",
@@ -786,26 +786,7 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-_FIELD = "\x1f"
-_NONE: frozenset[str] = frozenset()
-
-
-def _encode_profile(name: tuple[str, str | None, str | None]) -> str:
-    """Return a name's profile as one string: words, legal forms and numbers, then labels."""
-    p = profile(*name)
-    return _FIELD.join((" ".join(p.tokens), " ".join(sorted(p.legal)), " ".join(sorted(p.numbers)),
-                        " ".join(sorted(p.labels))))
-
-
-def _decode_profile(identity: str, labels: str) -> NameProfile:
-    """Return the profile `_encode_profile` wrote (its identity part, and its labels)."""
-    tokens, legal, numbers = identity.split(_FIELD)
-    return NameProfile(tuple(tokens.split()), frozenset(legal.split()) if legal else _NONE,
-                       frozenset(numbers.split()) if numbers else _NONE,
-                       frozenset(labels.split()) if labels else _NONE)
-
-
-def _side(table: pa.Table | pd.DataFrame, workers: int | None = None) -> _Side:
+def _side(table: pa.Table | pd.DataFrame) -> _Side:
     """Reduce an input table to record profiles."""
     if isinstance(table, pd.DataFrame):
         table = pa.Table.from_pandas(table, preserve_index=False)
@@ -831,23 +812,15 @@ def _side(table: pa.Table | pd.DataFrame, workers: int | None = None) -> _Side:
     clusters = _column(table, "cluster") or [None] * n
     texts = [nm if isinstance(nm, str) else "" for nm in names]
     name_index: dict[str, int] = {}
-    distinct: list[tuple[str, str | None, str | None]] = []
+    # one profile per distinct name, and names with the same profile share it
+    profile_index: dict[NameProfile, int] = {}
+    text_pid: list[int] = []
     for k, text in enumerate(texts):
         if text not in name_index:
-            name_index[text] = len(distinct)
-            distinct.append((text, keys[k] if keys else None, every[k] if every else None))
-    # workers send each profile back as one string, which travels far faster than an object
-    coded = map_items(_encode_profile, distinct, workers=workers)
-    code_index: dict[str, int] = {}
-    profiles: list[NameProfile] = []
-    text_pid: list[int] = []
-    for code in coded:
-        identity, _, labels = code.rpartition(_FIELD)
-        pid = code_index.get(identity)
-        if pid is None:
-            pid = code_index[identity] = len(profiles)
-            profiles.append(_decode_profile(identity, labels))
-        text_pid.append(pid)
+            name_index[text] = len(text_pid)
+            made = profile(text, keys[k] if keys else None, every[k] if every else None)
+            text_pid.append(profile_index.setdefault(made, len(profile_index)))
+    profiles = list(profile_index)
     rec_index: dict[tuple[Any, ...], int] = {}
     record = np.empty(n, np.int64)
     name_pid: list[int] = []
@@ -991,32 +964,50 @@ def _field_log_ratios(left: _Side, right: _Side, lr: Ints, rr: Ints, params: Mat
     return c_lr.astype(np.float64), d_lr.astype(np.float64), c_lvl, d_lvl, x_lvl
 
 
-def _posterior(lo: Floats, capped: Floats, lkey: Ints, rkey: Ints, lclus: Ints | None = None,
-               ) -> tuple[Floats, Floats]:
+@dataclass(frozen=True)
+class _RivalGroups:
+    """Pairs grouped by (right record, left cluster): each group is one rival for the right
+    record. Depends only on which pairs there are, so it is built once per fit."""
+
+    order: Ints  # pairs sorted by group
+    starts: Ints  # where each group begins in `order`
+    member: Ints  # each pair's group
+    rkey: Ints  # each group's right record
+
+
+def _rival_groups(rkey: Ints, lclus: Ints | None) -> _RivalGroups | None:
+    """Group the pairs of left records of one cluster per right record, or None (no clusters)."""
+    if lclus is None or not len(rkey):
+        return None
+    joint = rkey * (int(lclus.max()) + 1) + lclus
+    order = np.argsort(joint, kind="stable")
+    sorted_joint = joint[order]
+    starts = np.flatnonzero(np.r_[True, sorted_joint[1:] != sorted_joint[:-1]])
+    member = np.empty(len(rkey), np.int64)
+    member[order] = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(rkey)]))
+    return _RivalGroups(order, starts, member, rkey[order][starts])
+
+
+def _posterior(lo: Floats, capped: Floats, lkey: Ints, rkey: Ints,
+               groups: _RivalGroups | None = None) -> tuple[Floats, Floats]:
     """Return each pair's match probability against its rivals, and on its own.
 
     Against rivals: e / (1 + sum over the left record's candidates + sum over the right
     record's candidates - e), with e the prior odds times the Bayes factor. Left records known
-    to be one company (`lclus`, e.g. our regional duplicates) are one rival, not several: they
+    to be one company (`groups`, e.g. our regional duplicates) are one rival, not several: they
     count once, with their best e. On its own: the logistic of the prior plus the evidence with
     the name's part capped (a similarly named other company exists now and then). A pair's
     probability is the smaller of the two.
     """
     e = np.exp(np.minimum(lo, 60.0))
     row = np.bincount(lkey, weights=e)[lkey]
-    if lclus is None or not len(e):
+    if groups is None:
         col = np.bincount(rkey, weights=e)[rkey]
         own = e
     else:
-        joint = rkey * (int(lclus.max()) + 1) + lclus
-        order = np.argsort(joint, kind="stable")
-        sorted_joint = joint[order]
-        starts = np.flatnonzero(np.r_[True, sorted_joint[1:] != sorted_joint[:-1]])
-        best = np.maximum.reduceat(e[order], starts)
-        member = np.empty(len(e), np.int64)
-        member[order] = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(e)]))
-        own = best[member]
-        col = np.bincount(rkey[order][starts], weights=best, minlength=int(rkey.max()) + 1)[rkey]
+        best = np.maximum.reduceat(e[groups.order], groups.starts)
+        own = best[groups.member]
+        col = np.bincount(groups.rkey, weights=best, minlength=int(rkey.max()) + 1)[rkey]
     rivals = np.asarray(e / (1.0 + row + col - own), np.float64)
     alone = np.asarray(1.0 / (1.0 + np.exp(-np.clip(capped, -60.0, 60.0))), np.float64)
     return rivals, alone
@@ -1058,6 +1049,7 @@ def _fit(levels: Ints, tf: Floats, fields: Floats, website: Ints, lkey: Ints, rk
     fit = _Fitted(model, tf + fields, zeros, zeros, zeros, zeros)
     web_m, web_u = np.array(WEBSITE_M), np.array(WEBSITE_U)
     web_seen = website >= 0
+    groups = _rival_groups(rkey, lclus)
     for _ in range(max(params.iterations, 1)):
         ratios = model.log_ratios()
         # legal forms, like countries, tell a company from its namesake abroad: not capped
@@ -1073,7 +1065,7 @@ def _fit(levels: Ints, tf: Floats, fields: Floats, website: Ints, lkey: Ints, rk
         cap = (np.log(large / params.name_twin_rate)[group]
                + np.log(model.m["words"] / np.array(NAMESAKE_WORDS))[words])
         capped = -np.logaddexp(-name, -cap) + legal + fields + web
-        rivals, alone = _posterior(log_bf + prior, capped + prior, lkey, rkey, lclus)
+        rivals, alone = _posterior(log_bf + prior, capped + prior, lkey, rkey, groups)
         p = np.minimum(rivals, alone)
         matches = np.bincount(group, weights=p, minlength=len(small)).astype(np.float64)
         web_counts = np.bincount(website[web_seen], weights=1.0 - p[web_seen],
@@ -1142,7 +1134,7 @@ def match_names(left: pa.Table | pd.DataFrame, right: pa.Table | pd.DataFrame, *
     caps the processes used (None: every core).
     """
     clock = _Clock()
-    lside, rside = _side(left, workers), _side(right, workers)
+    lside, rside = _side(left), _side(right)
     if not len(lside.name_pid) or not len(rside.name_pid):
         empty = pa.table({"left_id": pa.array([], pa.string()),
                           "right_id": pa.array([], pa.string()),
