@@ -311,13 +311,20 @@ def _to_ascii_host(host: str) -> str | None:
         return None
 
 
-def _candidate_host(website: str) -> str | None:
-    """Return the lower-case ASCII host a website value points to, before PSL checks."""
+def _address(website: str) -> str | None:
+    """Return the first dotted chunk of a website value without its scheme ("acme.com/x")."""
     text = website.translate(_DOTS).strip()
     chunk = next((c for c in _CHUNK_SEPARATORS.split(text) if "." in c), None)
     if chunk is None:
         return None
-    chunk = _SCHEME.sub("", chunk.strip("<>\"'()[]{}"), count=1)
+    return _SCHEME.sub("", chunk.strip("<>\"'()[]{}"), count=1)
+
+
+def _candidate_host(website: str) -> str | None:
+    """Return the lower-case ASCII host a website value points to, before PSL checks."""
+    chunk = _address(website)
+    if chunk is None:
+        return None
     authority = _AUTHORITY_END.split(chunk, maxsplit=1)[0]
     host = authority.rpartition("@")[2].partition(":")[0].strip(".")
     if not host:
@@ -474,9 +481,7 @@ def website_hint(website: str | None) -> str | None:
     reason = _host_reason(host)
     if reason is None:
         return None
-    text = website.translate(_DOTS).strip()
-    chunk = next((c for c in _CHUNK_SEPARATORS.split(text) if "." in c), "")
-    chunk = _SCHEME.sub("", chunk.strip("<>\"'()[]{}"), count=1)
+    chunk = _address(website) or ""
     if reason == REASON_FREE_MAIL:
         mailbox = chunk.partition("@")[0] if "@" in chunk else ""
         first = _HINT_SPLIT.split(mailbox, maxsplit=1)[0]
