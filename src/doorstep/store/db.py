@@ -12,6 +12,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from doorstep.store.models import StageLock
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -47,8 +49,6 @@ def hold_stage_lock(conn: Connection, name: str = PIPELINE_LOCK) -> None:
     same lock waits until the first commits, and then reads what it wrote, so two runs at once
     never route, write or record anything twice.
     """
-    from doorstep.store.models import StageLock
-
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_STAGE_WAIT_MS}")
     now = datetime.now(UTC).replace(tzinfo=None)
