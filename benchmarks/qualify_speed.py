@@ -41,9 +41,10 @@ from doorstep.qualify.gates import (
     path_rank,
     warmth_verdict,
 )
-from doorstep.qualify.motion import RepFacts, lead_facts, motion_rules, resolve_motion
+from doorstep.qualify.motion import RepFacts, motion_rules, resolve_motion, routing_input
 from doorstep.qualify.warmth import PartnerPath, TrackRecord, warmth_score
 from doorstep.store import Store, open_store
+from doorstep.store.bulk import bulk_write, table_of
 from doorstep.store.models import (
     Account,
     Lead,
@@ -54,7 +55,6 @@ from doorstep.store.models import (
     Rep,
     WarmthAnswer,
 )
-from doorstep.track.events import bulk_write, table_of
 from doorstep.workspace import Workspace
 
 console = Console(width=120)
@@ -255,10 +255,9 @@ def naive_qualify(store: Store, config: Config, now: datetime, limit: int | None
             warmth = warmth_verdict(path, best, config.warmth)
             overlap = overlap_verdict(account, [p for p, _ in scored], include_customers=False)
             fit = fit_verdict(account, rules)
-            facts = lead_facts(
-                {"owner_id": account.owner_id, "territory": account.territory},
-                path={"relationship": path.relationship, "answer": path.answer},
-            )
+            facts = routing_input(
+                account, path, {}, warmth_score=best.total, fit_score=None
+            ).facts()
             routed = resolve_motion(facts, reps, rules_of_motion, loads, now=now)
             motion = GateResult("motion", routed.resolved, routed.reason,
                                 {"owner_id": routed.owner_id, "action": routed.action})

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ def crash_world() -> dict[str, list[dict[str, Any]]]:
         rep["capacity"] = None
     world["accounts"] = [
         {"account_id": f"c{i:02d}", "name": f"Company {i}", "owner_id": "r1" if i % 2 else "r2",
-         "territory": "EMEA", "is_customer": False}
+         "territory": "EMEA", "is_customer": False, "employees": 300}
         for i in range(LEADS)
     ]
     return world
@@ -99,7 +100,8 @@ def test_killed_workers_lose_nothing_and_receivers_process_each_key_once(
         )
         eqls = [(f"c{i:02d}", "x1", 50.0 + i) for i in range(LEADS)]
         workspace = build_act_workspace(
-            tmp_path / "ws", store_url, toml=toml, world=crash_world(), eqls=eqls
+            tmp_path / "ws", store_url, toml=toml, world=crash_world(), eqls=eqls,
+            now=datetime.now(UTC).replace(tzinfo=None),
         )
         first = act(workspace, send=False)
         assert len(first.routed) == LEADS and first.queued == {"assignment": LEADS}

@@ -16,9 +16,10 @@ from sqlalchemy import func, insert, select
 from doorstep.act import LeadActionError, accept_lead, act, mark_intro_made, reject_lead
 from doorstep.act.outbox import Templates, idempotency_key
 from doorstep.config import CONFIG_FILE, ConfigError
+from doorstep.qualify import qualify_leads
+from doorstep.store.events import lead_history
 from doorstep.store.export import write_csv
-from doorstep.store.models import IMPORTED_MODELS, Delivery, Lead, LeadEvent
-from doorstep.track.events import lead_history
+from doorstep.store.models import IMPORTED_MODELS, Delivery, Lead, LeadEvent, Overlap
 from doorstep.workspace import Workspace, open_workspace
 
 NOW = datetime(2026, 11, 24, 9, 0)
@@ -92,31 +93,41 @@ def build_act_workspace(
     toml: str = "",
     world: dict[str, list[dict[str, Any]]] | None = None,
     eqls: list[tuple[str, str, float]] | None = None,
+    now: datetime = NOW,
 ) -> Workspace:
-    """A workspace with reps, a partner, accounts, and EQLs as the qualify stage leaves them."""
+    """A workspace with reps, a partner, accounts and overlaps, qualified by the real qualify
+    stage (whose motion gate routes each EQL) at NOW, as act finds them.
+
+    Warmth needs no confirmation here; each overlap's relationship strength is set from the
+    given warmth, so the warmer overlap really scores higher.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / CONFIG_FILE).write_text(f'[store]\nurl = "{store_url}"\n\n{toml}', encoding="utf-8")
+    config = f'[store]\nurl = "{store_url}"\n\n[warmth]\nrequire_confirmation = false\n'
+    config += f"min_score = 0\n\n{toml}"
+    (folder / CONFIG_FILE).write_text(config, encoding="utf-8")
     workspace = open_workspace(folder)
-    insert_world(workspace, world or ACT_WORLD)
-    leads = [
-        {
-            "lead_id": f"L-{account_id}",
-            "account_id": account_id,
-            "status": "eql",
-            "partner_id": "p1",
-            "partner_account_id": partner_account_id,
-            "failed_gates": "",
-            "reason": "all four gates passed",
-            "gates": {"overlap": {"passed": True}, "fit": {"passed": True}},
-            "warmth_score": warmth,
-            "fit_score": 100.0,
-            "created_at": NOW - timedelta(days=1),
-            "updated_at": NOW - timedelta(days=1),
-        }
-        for account_id, partner_account_id, warmth in (ACT_EQLS if eqls is None else eqls)
+    base = world or ACT_WORLD
+    pairs = ACT_EQLS if eqls is None else eqls
+    strength = {pa: max(1, min(5, round(warmth / 20))) for _, pa, warmth in pairs}
+    insert_world(workspace, {
+        **base,
+        "partner_accounts": [
+            {**row, "relationship_strength": strength.get(row["partner_account_id"]),
+             "last_activity_at": NOW - timedelta(days=3)}
+            for row in base["partner_accounts"]
+        ],
+    })
+    overlaps = [
+        {"account_id": account_id, "partner_id": "p1", "partner_account_id": pa,
+         "relationship": next(r["relationship"] for r in base["partner_accounts"]
+                              if r["partner_account_id"] == pa),
+         "method": "domain", "probability": 1.0, "evidence": None,
+         "mapped_at": NOW - timedelta(days=2)}
+        for account_id, pa, _ in pairs
     ]
     with workspace.store.engine.begin() as conn:
-        conn.execute(insert(Lead), leads)
+        conn.execute(insert(Overlap), overlaps)
+    qualify_leads(workspace, now=now)
     return workspace
 
 
@@ -157,21 +168,44 @@ def test_act_routes_each_eql_by_the_first_rule_that_resolves(act_workspace: Work
     assert leads["L-a2"].due_at == NOW + timedelta(days=5)
 
 
-def test_an_eql_nobody_can_own_goes_back_to_candidate_with_no_motion(
+def test_an_eql_nobody_can_own_is_a_candidate_with_no_motion_and_act_leaves_it(
     act_workspace: Workspace,
 ) -> None:
-    report = act(act_workspace, now=NOW, send=False)
-    assert [u.lead_id for u in report.no_motion] == ["L-a3"]
     lead = leads_by_id(act_workspace)["L-a3"]
-    assert lead.status == "candidate"
+    assert lead.status == "candidate"  # the motion gate decided, in qualify
     assert lead.reason.startswith("no motion:")
     assert "territory NA has no active rep" in lead.reason
     assert lead.failed_gates == "motion" and lead.owner_id is None and lead.due_at is None
     assert lead.gates["motion"]["passed"] is False
-    assert lead.gates["fit"] == {"passed": True}  # the other verdicts are kept
-    with act_workspace.store.engine.connect() as conn:
-        history = lead_history(conn, "L-a3")
-    assert [(e.from_status, e.to_status) for e in history] == [("eql", "candidate")]
+    before = dict(lead.gates)
+    report = act(act_workspace, now=NOW, send=False)
+    assert "L-a3" not in {r.lead_id for r in report.routed}
+    after = leads_by_id(act_workspace)["L-a3"]
+    assert after.gates == before and after.status == "candidate"  # act rewrites no verdict
+
+
+def test_act_routes_as_the_motion_gate_decided_and_never_reroutes(
+    act_workspace: Workspace,
+) -> None:
+    decided = {k: (v.owner_id, v.action, v.due_at) for k, v in leads_by_id(act_workspace).items()
+               if v.status == "eql"}
+    report = act(act_workspace, now=NOW, send=False)
+    assert {r.lead_id: (r.owner_id, r.action, r.due_at) for r in report.routed} == decided
+
+
+def test_an_eql_whose_owner_went_inactive_is_held_not_rerouted(
+    act_workspace: Workspace,
+) -> None:
+    from sqlalchemy import update
+
+    from doorstep.store.models import Rep
+
+    with act_workspace.store.engine.begin() as conn:
+        conn.execute(update(Rep).where(Rep.rep_id == "r1").values(active=False))
+    report = act(act_workspace, now=NOW, send=False)
+    held = {u.lead_id: u.reason for u in report.no_motion}
+    assert "L-a1" in held and "run `doorstep qualify`" in held["L-a1"]
+    assert leads_by_id(act_workspace)["L-a1"].status == "eql"
 
 
 def test_routed_owners_get_one_assignment_and_rerunning_queues_nothing(
@@ -241,7 +275,7 @@ def test_accepting_an_intro_lead_asks_the_partner_once_on_the_next_run(
     assert again.intro_requested == [] and again.queued == {}
     with act_workspace.store.engine.connect() as conn:
         kinds = [e.kind for e in lead_history(conn, "L-a1")]
-    assert kinds == ["routed", "accepted", "intro_requested"]
+    assert kinds == ["created", "routed", "accepted", "intro_requested"]
 
 
 def test_accepted_co_sell_goes_to_the_partner_contact_and_stays_accepted(
@@ -343,12 +377,15 @@ def test_capacity_counts_open_leads_and_goes_to_the_warmest_first(
     world["accounts"] = [
         {**ACT_WORLD["accounts"][0], "account_id": f"e{i}", "name": f"E{i}"} for i in range(3)
     ]
-    eqls = [("e0", "x1", 60.0), ("e1", "x1", 90.0), ("e2", "x1", 70.0)]
+    eqls = [("e0", "x1", 20.0), ("e1", "x2", 100.0), ("e2", "x3", 60.0)]
     workspace = build_act_workspace(tmp_path / "ws", store_url, world=world, eqls=eqls)
+    leads = leads_by_id(workspace)
+    warmest = max(leads.values(), key=lambda lead: lead.warmth_score).lead_id
     report = act(workspace, now=NOW, send=False)
-    assert [(r.lead_id, r.owner_id) for r in report.routed] == [("L-e1", "r1")]
-    assert sorted(u.lead_id for u in report.no_motion) == ["L-e0", "L-e2"]
-    assert "account owner r1 is at capacity (1 of 1 taken)" in report.no_motion[0].reason
+    assert [(r.lead_id, r.owner_id) for r in report.routed] == [(warmest, "r1")]
+    others = [lead for lead in leads_by_id(workspace).values() if lead.lead_id != warmest]
+    assert {lead.status for lead in others} == {"candidate"}
+    assert all("account owner r1 is at capacity (1 of 1 taken)" in lead.reason for lead in others)
     workspace.store.engine.dispose()
 
 
@@ -374,9 +411,11 @@ def test_deliveries_and_events_export_with_their_columns(act_workspace: Workspac
         "event_id", "lead_id", "kind", "from_status", "to_status", "actor", "at",
     ]
     assert {(e["lead_id"], e["kind"], e["to_status"]) for e in events} == {
+        ("L-a1", "created", "eql"),
+        ("L-a2", "created", "eql"),
+        ("L-a3", "created", "candidate"),
         ("L-a1", "routed", "routed"),
         ("L-a2", "routed", "routed"),
-        ("L-a3", "status_changed", "candidate"),
     }
 
 
@@ -387,7 +426,7 @@ def test_a_webhook_channel_without_a_url_is_refused_before_anything_changes(
     workspace = build_act_workspace(tmp_path / "ws", store_url, toml=toml)
     with pytest.raises(ConfigError, match="webhook_url is not set"):
         act(workspace, now=NOW, send=False)
-    assert {lead.status for lead in leads_by_id(workspace).values()} == {"eql"}
+    assert {lead.status for lead in leads_by_id(workspace).values()} == {"eql", "candidate"}
     workspace.store.engine.dispose()
 
 
@@ -405,7 +444,9 @@ def test_accepting_records_one_event_by_the_owner_and_cannot_happen_twice(
         accept_lead(act_workspace, "L-a1", now=NOW)
     with act_workspace.store.engine.connect() as conn:
         history = lead_history(conn, "L-a1")
-    assert [(e.kind, e.actor) for e in history] == [("routed", "doorstep act"), ("accepted", "r1")]
+    assert [(e.kind, e.actor) for e in history] == [
+        ("created", "doorstep qualify"), ("routed", "doorstep act"), ("accepted", "r1")
+    ]
 
 
 def test_rejecting_needs_a_listed_reason_and_drops_unsent_messages(

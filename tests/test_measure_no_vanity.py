@@ -19,9 +19,8 @@ from rich.table import Table
 from doorstep.config import Config, MeasureConfig
 from doorstep.demo_world import generate_world
 from doorstep.ingest import import_workspace
-from doorstep.measure import build_report, report_json
+from doorstep.measure import Report, build_report, render_text, report_json
 from doorstep.measure.html import render_html
-from doorstep.measure.report import Report, render_text
 from doorstep.store import open_store
 from doorstep.store.models import Lead, LeadEvent, Overlap
 from doorstep.workspace import Workspace
@@ -92,7 +91,7 @@ def test_the_report_has_every_section_this_test_scans(report: Report) -> None:
     assert {"eql", "mql", "candidate", "candidate:fit"} <= set(report.lead_types)
     assert all(report.breakdowns[name].rows for name in report.breakdowns)
     assert report.holdout is not None and report.funnel
-    origins = {r.label: r.leads for r in report.breakdowns["origin"].rows}
+    origins = {r.origin: r.leads for r in report.breakdowns["origin"].rows}
     assert origins["doorstep"] > 200 and origins["imported"] > 100
 
 

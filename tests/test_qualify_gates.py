@@ -274,7 +274,7 @@ def test_waiting_for_the_partner_with_another_failure_is_a_candidate() -> None:
     verdict = lead_verdict(gates)
     assert verdict.status == "candidate"
     assert verdict.failed_gates == "warmth;fit"
-    assert verdict.reason == "warmth failed"
+    assert verdict.reason == "warmth: warmth failed; fit: fit failed"  # every gate it failed
 
 
 def test_a_cold_overlap_is_a_candidate_with_the_warmth_reason() -> None:

@@ -26,6 +26,7 @@ from doorstep.qualify.motion import RepFacts
 from doorstep.qualify.stage import Evidence, decide_leads
 from doorstep.qualify.warmth import POSITIVE_ANSWERS, PartnerPath, track_records
 from doorstep.store import Store, open_store
+from doorstep.store.bulk import bulk_write, table_of
 from doorstep.store.models import (
     Account,
     Lead,
@@ -37,7 +38,6 @@ from doorstep.store.models import (
     WarmthAnswer,
     WarmthRequest,
 )
-from doorstep.track.events import bulk_write, table_of
 from doorstep.workspace import Workspace
 
 NOW = datetime(2026, 11, 1)

@@ -10,16 +10,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from doorstep.config import Config, RoutingRule, WarmthBands
+from doorstep.qualify.fit import AccountFacts
 from doorstep.qualify.motion import (
     MotionRules,
+    PartnerFacts,
     RepFacts,
     assign_motions,
     choose_action,
-    lead_facts,
     motion_rules,
     resolve_motion,
+    routing_input,
     warmth_band,
 )
+from doorstep.qualify.warmth import PartnerPath
 
 NOW = datetime(2026, 11, 24, 9, 0)
 
@@ -39,12 +42,20 @@ def rules(*specs: dict[str, Any]) -> MotionRules:
 
 
 def facts(**values: Any) -> dict[str, Any]:
-    account = {"account_id": "a1", "owner_id": "r1", "territory": "EMEA", "employees": 250}
+    """The facts the routing rules see, built the one way the motion gate builds them."""
+    account: dict[str, Any] = {"account_id": "a1", "owner_id": "r1", "territory": "EMEA",
+                               "employees": 250}
     account.update({k: v for k, v in values.items() if k in ("owner_id", "territory",
                                                              "employees", "attributes")})
-    path = {"relationship": values.get("relationship", "prospect"), "answer": values.get("answer")}
-    lead = {"lead_id": "L-a1", "warmth_score": values.get("warmth_score", 60.0)}
-    return lead_facts(account, lead=lead, path=path, partner={"partner_manager_id": "pm"})
+    path = PartnerPath("p1", "x1", values.get("relationship", "prospect"),
+                       answer=values.get("answer"))
+    return routing_input(
+        AccountFacts(**account),
+        path,
+        {"p1": PartnerFacts("p1", "Cloudway", partner_manager_id="pm")},
+        warmth_score=values.get("warmth_score", 60.0),
+        fit_score=100.0,
+    ).facts()
 
 
 def test_the_account_owner_gets_the_lead_first() -> None:

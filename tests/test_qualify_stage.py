@@ -300,7 +300,7 @@ def test_a_vanished_overlap_fails_the_overlap_gate(tmp_path: Path, store: Store)
     lead = leads(store)["L-a1"]
     assert lead["status"] == "candidate"
     assert lead["failed_gates"].split(";")[0] == "overlap"
-    assert lead["reason"] == "no partner shares this account any more"
+    assert lead["reason"].startswith("overlap: no partner shares this account any more")
     with store.engine.connect() as conn:
         last = lead_history(conn, "L-a1")[-1]
     assert (last.from_status, last.to_status) == ("eql", "candidate")
@@ -369,15 +369,16 @@ def test_funnel_counts_each_gate_and_the_share_it_lost(tmp_path: Path, store: St
     qualify_leads(workspace, now=NOW)
     steps = {s.step: s for s in funnel(workspace)}
     assert [(name, s.count) for name, s in steps.items()] == [
-        ("overlaps", 3),  # a1, a3, a4 (a2 is our customer)
-        ("warm", 2),  # a3 still waits for its partner
+        ("overlap", 3),  # a1, a3, a4 (a2 is our customer)
+        ("warmth", 2),  # a3 still waits for its partner
         ("fit", 1),  # a4 has 8 employees
         ("motion", 1),
         ("eql", 1),
     ]
-    assert steps["warm"].lost == 1 and steps["warm"].share_lost == pytest.approx(1 / 3, abs=1e-4)
+    warm = steps["warmth"]
+    assert warm.lost == 1 and warm.share_lost == pytest.approx(1 / 3, abs=1e-4)
     assert steps["fit"].share_lost == 0.5
-    assert steps["overlaps"].share_lost == 0
+    assert steps["overlap"].share_lost == 0
 
 
 def test_a_lead_whose_status_is_changed_elsewhere_is_not_touched(

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from doorstep.store import Store
+from doorstep.store.bulk import bulk_write, table_of
 from doorstep.store.models import Lead, LeadEvent
 from doorstep.track import Event, lead_history, record_events, status_from_history
-from doorstep.track.events import bulk_write, table_of
 
 T0 = datetime(2026, 11, 1, 9, 30, 15, 123456)
 

@@ -405,7 +405,7 @@ def test_feedback_prints_each_scorecard_and_writes_the_csv(
                                       str(out)])
     assert result.exit_code == 0, result.output
     assert "Cloudway (p1)" in result.output and "Datastack" not in result.output
-    assert "EQL conversion: 1 of 2 measured EQLs = 50.0%" in result.output
+    assert "EQL conversion: EQLs converted at 50.0%" in result.output
     lines = out.read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith("partner_id,lead_id") and len(lines) == 3
 

@@ -471,7 +471,7 @@ def test_a_partner_portal_shows_its_checks_outcomes_and_scorecard(
     page = callers["partner"].client.get("/portal").text
     assert 'data-account="x3"' in page  # its open warmth check
     assert re.search(r'data-lead="L-a1">.*?class="outcome won"', page, re.S)
-    assert "1 of 2 measured EQLs = 50.0%" in page and "MQLs convert at 50.0%" in page
+    assert "(1 of 2 measured)" in page and "MQLs convert at 50.0%" in page
 
 
 def test_amounts_reach_partners_only_when_shared(shared_world: Workspace) -> None:

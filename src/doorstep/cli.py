@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -16,22 +16,23 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemaining
 from rich.rule import Rule
 from rich.table import Table
 
+from doorstep import pipeline
 from doorstep.act import (
     REJECT_REASONS,
     ActReport,
     LeadActionError,
     LeadChange,
     accept_lead,
-    act,
     mark_intro_made,
     reject_lead,
 )
 from doorstep.config import ConfigError
 from doorstep.demo import DEMO_PASSWORD, create_demo_users, create_demo_workspace
-from doorstep.ingest import ImportFailure, ImportReport, import_workspace, init_workspace
+from doorstep.ingest import ImportFailure, ImportReport, init_workspace
 from doorstep.ingest.contract import RELATIONSHIPS, TABLES
-from doorstep.map import POPULATIONS, MapReport, map_accounts, overlap_matrix
-from doorstep.qualify import QualifyReport, funnel, qualify_leads
+from doorstep.map import POPULATIONS, MapReport, overlap_matrix
+from doorstep.pipeline import run_stage
+from doorstep.qualify import QualifyReport, funnel
 from doorstep.store.export import EXPORTS, write_csv
 from doorstep.web.commands import register as register_web_commands
 from doorstep.workspace import Workspace, open_workspace
@@ -99,8 +100,11 @@ def _progress() -> Progress:
 
 def run_import(workspace: Workspace) -> ImportReport:
     """Import the workspace with progress bars and print what happened."""
-    with user_errors(), _progress() as progress:
-        report = import_workspace(workspace.path, workspace.store, progress=_ImportBars(progress))
+    return cast(ImportReport, run_stage(workspace, "import", hooks=SHOWN))
+
+
+def print_import(workspace: Workspace, report: ImportReport) -> None:
+    """What an import read, loaded and quarantined."""
     table = Table(title="Import", title_justify="left")
     for column in ("table", "file", "read", "new", "updated", "unchanged", "quarantined"):
         table.add_column(column, justify="left" if column in ("table", "file") else "right")
@@ -125,7 +129,6 @@ def run_import(workspace: Workspace) -> ImportReport:
     if gone:
         listed = ", ".join(f"{n} {k:,}" for n, k in gone.items())
         console.print(f"Kept in the store though no longer in the files: {listed}.")
-    return report
 
 
 @app.command()
@@ -172,8 +175,11 @@ def map_(path: WorkspacePath) -> None:
 
 def run_map(workspace: Workspace) -> MapReport:
     """Map the workspace with a status line and print the overlaps found and the matrix."""
-    with err.status("mapping accounts") as status:
-        report = map_accounts(workspace, progress=lambda step: status.update(step))
+    return cast(MapReport, run_stage(workspace, "map", hooks=SHOWN))
+
+
+def print_map(workspace: Workspace, report: MapReport) -> None:
+    """The overlaps found, by method, and the overlap matrix."""
     for warning in report.warnings:
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     summary = Table(title="Account mapping", title_justify="left")
@@ -207,7 +213,6 @@ def run_map(workspace: Workspace) -> MapReport:
                     end_section=i == len(POPULATIONS) - 1,
                 )
         console.print(table)
-    return report
 
 
 @app.command()
@@ -218,8 +223,11 @@ def qualify(path: WorkspacePath) -> None:
 
 def run_qualify(workspace: Workspace) -> QualifyReport:
     """Qualify the workspace's overlaps and print what changed and the funnel by gate."""
-    with err.status("qualifying leads"):
-        result = qualify_leads(workspace)
+    return cast(QualifyReport, run_stage(workspace, "qualify", hooks=SHOWN))
+
+
+def print_qualify(workspace: Workspace, result: QualifyReport) -> None:
+    """What qualifying changed, and the funnel by gate."""
     for note in result.notes:
         err.print(f"[yellow]note:[/] {note}", highlight=False)
     console.print(
@@ -234,7 +242,6 @@ def run_qualify(workspace: Workspace) -> QualifyReport:
     for step in funnel(workspace):
         table.add_row(step.step, f"{step.count:,}", f"{step.lost:,}", f"{step.share_lost:.0%}")
     console.print(table)
-    return result
 
 
 @app.command("act")
@@ -248,8 +255,12 @@ def act_(
 
 def run_act(workspace: Workspace, *, send: bool = True) -> ActReport:
     """Route, queue and (optionally) deliver, then print who got what and what is overdue."""
-    with user_errors(), err.status("routing EQLs and delivering messages"):
-        result = act(workspace, send=send)
+    return cast(ActReport, run_stage(workspace, "act", send=send, hooks=SHOWN))
+
+
+def print_act(workspace: Workspace, result: ActReport) -> None:
+    """Who got which EQL, what was queued and sent, what is overdue."""
+    send = result.delivery is not None
     routed = Table(title=f"Routed {len(result.routed):,} EQLs", title_justify="left")
     for column in ("lead", "account", "owner", "action", "due", "rule"):
         routed.add_column(column)
@@ -262,8 +273,8 @@ def run_act(workspace: Workspace, *, send: bool = True) -> ActReport:
             console.print(f"... and {len(result.routed) - 20:,} more "
                           f"(doorstep export {workspace.path} leads)")
     if result.no_motion:
-        console.print(f"{len(result.no_motion):,} EQLs found no owner and stay candidates "
-                      f"with reason 'no motion' (first: {result.no_motion[0].reason}).")
+        console.print(f"{len(result.no_motion):,} EQLs were not routed "
+                      f"(first: {result.no_motion[0].lead_id}, {result.no_motion[0].reason}).")
     queued = ", ".join(f"{n:,} {a}" for a, n in result.queued.items()) or "nothing new"
     console.print(f"Queued: {queued}.")
     if result.delivery is not None:
@@ -277,7 +288,6 @@ def run_act(workspace: Workspace, *, send: bool = True) -> ActReport:
                       f"{result.escalations:,} escalated now.")
     for problem in result.problems:
         err.print(f"[yellow]warning:[/] {problem}", highlight=False)
-    return result
 
 
 @app.command()
@@ -288,10 +298,11 @@ def track(path: WorkspacePath) -> None:
 
 def run_track(workspace: Workspace) -> None:
     """Track every routed lead and print what moved."""
-    from doorstep.track.outcomes import track_outcomes
+    run_stage(workspace, "track", hooks=SHOWN)
 
-    with user_errors(), err.status("tracking routed leads"):
-        result = track_outcomes(workspace)
+
+def print_track(workspace: Workspace, result: Any) -> None:
+    """How many routed leads moved, and where to."""
     moved = ", ".join(f"{n:,} to {status}" for status, n in sorted(result.moved.items()))
     console.print(f"Tracked {result.tracked:,} routed leads: {moved or 'none moved'}.")
 
@@ -407,15 +418,49 @@ def demo(
     )
 
 
+def print_report(workspace: Workspace, result: Any) -> None:
+    """The measurement report as text."""
+    from doorstep.measure import render_text
+
+    for part in render_text(result):
+        console.print(part)
+
+
+class _Shown:
+    """The terminal's view of the stages: progress while each runs, its summary when done."""
+
+    STATUS = {"qualify": "qualifying leads", "act": "routing EQLs and delivering messages",
+              "track": "tracking routed leads", "report": "measuring conversion"}
+    PRINTERS: dict[str, Callable[[Workspace, Any], None]] = {
+        "import": print_import, "map": print_map, "qualify": print_qualify, "act": print_act,
+        "track": print_track, "report": print_report,
+    }
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[Any]:
+        with user_errors():
+            if name == "import":
+                with _progress() as progress:
+                    yield _ImportBars(progress)
+            elif name == "map":
+                with err.status("mapping accounts") as status:
+                    yield lambda step: status.update(step)
+            else:
+                with err.status(self.STATUS.get(name, name)):
+                    yield None
+
+    def finished(self, name: str, workspace: Workspace, result: Any) -> None:
+        if name == "report":
+            console.print(Rule("Report"))
+        self.PRINTERS[name](workspace, result)
+
+
+SHOWN = _Shown()
+
+
 def run_pipeline(workspace: Workspace, *, send: bool = True) -> None:
-    """Every stage in order, each printing its own summary."""
-    run_import(workspace)
-    run_map(workspace)
-    run_qualify(workspace)
-    run_act(workspace, send=send)
-    run_track(workspace)
-    console.print(Rule("Report"))
-    run_report(workspace)
+    """Every stage in order (`doorstep.pipeline.run`), each printing its own summary."""
+    pipeline.run(workspace, send=send, hooks=SHOWN)
 
 
 register_web_commands(app)

@@ -14,7 +14,6 @@ from doorstep.qualify.motion import (
     MotionRouter,
     MotionRules,
     MotionVerdict,
-    lead_facts,
     motion_rules,
     resolve_motion,
 )
@@ -35,7 +34,6 @@ __all__ = [
     "accept_lead",
     "act",
     "deliver_due",
-    "lead_facts",
     "mark_intro_made",
     "motion_rules",
     "reject_lead",

@@ -8,44 +8,17 @@ owner accepts: the partner is asked only once our rep has taken the lead on.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, select, update
 
 from doorstep.act.outbox import cancel_pending
+from doorstep.lifecycle import ACCEPTED, INTRO_MADE, INTRO_REQUESTED, REJECTED, ROUTED
+from doorstep.store.events import Event, record_events
 from doorstep.store.models import Lead
-from doorstep.track.events import Event, record_events
+from doorstep.store.times import naive_utc
 from doorstep.workspace import Workspace
-
-CANDIDATE = "candidate"
-WARMTH_REQUESTED = "warmth_requested"
-EQL = "eql"
-ROUTED = "routed"
-ACCEPTED = "accepted"
-INTRO_REQUESTED = "intro_requested"
-INTRO_MADE = "intro_made"
-OPPORTUNITY = "opportunity"
-WON = "won"
-LOST = "lost"
-REJECTED = "rejected"
-EXPIRED = "expired"
-
-# The main line of a lead's life, in order; rejected and expired are exits from it.
-LIFECYCLE = (
-    CANDIDATE,
-    WARMTH_REQUESTED,
-    EQL,
-    ROUTED,
-    ACCEPTED,
-    INTRO_REQUESTED,
-    INTRO_MADE,
-    OPPORTUNITY,
-    WON,
-    LOST,
-)
-# An owner is working these leads: they count against the owner's capacity.
-OPEN_STATUSES = (ROUTED, ACCEPTED, INTRO_REQUESTED, INTRO_MADE, OPPORTUNITY)
 
 REJECT_REASONS = ("bad_fit", "already_working", "no_contact", "duplicate", "other")
 
@@ -72,11 +45,6 @@ class LeadChange:
     actor: str
     at: datetime
     detail: dict[str, Any] | None = None
-
-
-def _now(now: datetime | None) -> datetime:
-    moment = now or datetime.now(UTC)
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _say(status: str) -> str:
@@ -128,7 +96,7 @@ def accept_lead(
 ) -> LeadChange:
     """The owner takes the routed lead on; the actor defaults to the lead's owner."""
     with workspace.store.engine.begin() as conn:
-        return _transition(conn, lead_id, ACCEPTED, actor=actor, now=_now(now))
+        return _transition(conn, lead_id, ACCEPTED, actor=actor, now=naive_utc(now))
 
 
 def reject_lead(
@@ -154,7 +122,7 @@ def reject_lead(
             lead_id,
             REJECTED,
             actor=actor,
-            now=_now(now),
+            now=naive_utc(now),
             detail=detail,
             lead_reason=f"rejected: {reason}" + (f" ({note})" if note else ""),
         )
@@ -167,4 +135,4 @@ def mark_intro_made(
 ) -> LeadChange:
     """The partner introduced our rep: the motion is done."""
     with workspace.store.engine.begin() as conn:
-        return _transition(conn, lead_id, INTRO_MADE, actor=actor, now=_now(now))
+        return _transition(conn, lead_id, INTRO_MADE, actor=actor, now=naive_utc(now))

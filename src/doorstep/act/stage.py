@@ -3,9 +3,10 @@
 One transaction decides and queues everything, so a run either routes a lead and queues its
 messages or does neither:
 
-1. every EQL not yet routed goes through the routing rules (warmest first, so capacity goes to
-   the warmest leads): it becomes `routed` with an owner, an action and a deadline, or, when no
-   rule resolves, a `candidate` with the reason "no motion: ..." (DESIGN invariant 3);
+1. every EQL becomes `routed` with the owner, action and deadline its motion gate chose in the
+   qualify stage (routing runs there once; act never re-routes nor rewrites a gate). An EQL
+   whose owner can no longer take it (made inactive since) stays an EQL, and the report says
+   to qualify again;
 2. every routed lead's owner is told (`assignment`); every accepted lead whose action involves
    the partner gets the partner's request (`partner_intro`, which moves it to intro_requested,
    or `co_sell`);
@@ -20,7 +21,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -28,32 +29,24 @@ from sqlalchemy import Connection, func, select
 
 from doorstep.act.channels import check_channels
 from doorstep.act.outbox import ASSIGNMENT, ESCALATION, Context, Draft, Templates, enqueue
-from doorstep.act.rep_actions import (
-    ACCEPTED,
-    CANDIDATE,
-    EQL,
-    INTRO_MADE,
-    INTRO_REQUESTED,
-    LIFECYCLE,
-    OPEN_STATUSES,
-    ROUTED,
-)
 from doorstep.act.worker import WorkerReport, run_worker
 from doorstep.config import Config, WarmthBands
-from doorstep.qualify.motion import (
+from doorstep.lifecycle import (
+    ACCEPTED,
     ACTION_LABELS,
-    CO_SELL,
+    EQL,
+    INTRO_REQUESTED,
+    MOTION_DONE,
+    OPEN_STATUSES,
+    PARTNER_ACTIONS,
     PARTNER_INTRO,
-    REP_OUTREACH,
-    MotionRouter,
-    MotionRules,
-    MotionVerdict,
-    RepFacts,
-    lead_facts,
-    motion_rules,
-    warmth_band,
+    ROUTED,
+    is_overdue,
 )
+from doorstep.qualify.motion import RepFacts, warmth_band
+from doorstep.store.bulk import bulk_write, in_chunks, table_of
 from doorstep.store.db import hold_stage_lock
+from doorstep.store.events import Event, record_events
 from doorstep.store.models import (
     Account,
     Delivery,
@@ -61,17 +54,12 @@ from doorstep.store.models import (
     Partner,
     PartnerAccount,
     Rep,
-    WarmthAnswer,
 )
-from doorstep.track.events import Event, bulk_write, record_events, table_of
+from doorstep.store.times import naive_utc
 from doorstep.workspace import Workspace
 
 ACTOR = "doorstep act"
-_IN_CHUNK = 5_000
-GATE_ORDER = ("overlap", "warmth", "fit", "motion")
-# The status at which each action's motion is done; before it, a passed deadline is overdue.
-MOTION_DONE = {PARTNER_INTRO: INTRO_MADE, CO_SELL: ACCEPTED, REP_OUTREACH: ACCEPTED}
-PARTNER_ACTIONS = (PARTNER_INTRO, CO_SELL)
+__all__ = ["MOTION_DONE", "PARTNER_ACTIONS", "naive_utc"]
 _STATUSES_LOADED = (EQL, ROUTED, ACCEPTED, INTRO_REQUESTED)
 _ACCOUNT_FACTS = (
     "name",
@@ -105,12 +93,6 @@ _PATH_FACTS = (
     "contacts_engaged",
 )
 _PARTNER_FACTS = ("name", "partner_manager_id", "contact_email")
-_KNOWN_FACTS = frozenset(
-    (*_ACCOUNT_FACTS, *_LEAD_FACTS, *_PATH_FACTS, "account_id", "answer", "warmth_band",
-     "partner_manager_id", "partner_name")
-)
-
-
 @dataclass(frozen=True)
 class RoutedLead:
     """An EQL this run routed: to whom, for which action, due when, by which rule."""
@@ -126,7 +108,7 @@ class RoutedLead:
 
 @dataclass(frozen=True)
 class UnroutedLead:
-    """An EQL no routing rule could place: it went back to being a candidate."""
+    """An EQL act could not route as qualified: its owner can no longer take it."""
 
     lead_id: str
     account_id: str
@@ -184,16 +166,10 @@ class World:
     escalated: dict[str, str]
 
 
-def naive_utc(moment: datetime | None) -> datetime:
-    """`moment` (default: now) as a naive UTC datetime, as the store keeps times."""
-    moment = moment or datetime.now(UTC)
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
-
-
 # --- loading -----------------------------------------------------------------------------
 
 
-def _load_leads(conn: Connection, with_attributes: bool) -> list[LeadRow]:
+def _load_leads(conn: Connection) -> list[LeadRow]:
     lead, a, pa, p = Lead, Account, PartnerAccount, Partner
     columns: list[Any] = [
         *(getattr(lead, n) for n in _LEAD_FACTS),
@@ -205,8 +181,6 @@ def _load_leads(conn: Connection, with_attributes: bool) -> list[LeadRow]:
         pa.contacts_engaged,
         *(getattr(p, n) for n in _PARTNER_FACTS),
     ]
-    if with_attributes:  # JSON costs time to parse; only a rule on an extra column needs it
-        columns.append(a.attributes)
     statement = (
         select(*columns)
         .outerjoin(a, a.account_id == lead.account_id)
@@ -232,21 +206,8 @@ def _load_leads(conn: Connection, with_attributes: bool) -> list[LeadRow]:
         at += n_path
         partner = dict(zip(_PARTNER_FACTS, values[at : at + len(_PARTNER_FACTS)], strict=True))
         partner["partner_id"] = lead_values["partner_id"]
-        if with_attributes:
-            account["attributes"] = values[-1]
         rows.append(LeadRow(lead_values, account, path, partner))
     return rows
-
-
-def _latest_answers(conn: Connection) -> dict[tuple[str, str], str]:
-    w = WarmthAnswer
-    latest: dict[tuple[str, str], str] = {}
-    rows = conn.execute(
-        select(w.partner_id, w.partner_account_id, w.answer).order_by(w.answered_at)
-    )
-    for partner_id, partner_account_id, answer in rows:
-        latest[(partner_id, partner_account_id)] = answer
-    return latest
 
 
 def _load_reps(conn: Connection) -> dict[str, RepFacts]:
@@ -264,15 +225,7 @@ def _load_reps(conn: Connection) -> dict[str, RepFacts]:
 
 def load_world(conn: Connection, config: Config) -> World:
     """The leads act works on (EQL to intro requested), reps, their open leads, escalations."""
-    routing = config.routing
-    names = {n for rule in routing.rules for n in rule.when}
-    names |= {n for action in routing.actions for n in action.when}
-    leads = _load_leads(conn, with_attributes=bool(names - _KNOWN_FACTS))
-    if any(row.lead["status"] == EQL for row in leads):
-        answers = _latest_answers(conn)
-        for row in leads:
-            key = (row.lead["partner_id"], row.lead["partner_account_id"])
-            row.path["answer"] = answers.get(key)
+    leads = _load_leads(conn)
     load = {
         str(owner_id): int(n)
         for owner_id, n in conn.execute(
@@ -294,122 +247,68 @@ def load_world(conn: Connection, config: Config) -> World:
 # --- routing -----------------------------------------------------------------------------
 
 
-def _facts(row: LeadRow, rules: MotionRules) -> dict[str, Any]:
-    lead = {k: row.lead[k] for k in ("lead_id", "partner_id", "partner_account_id",
-                                      "warmth_score", "fit_score")}
-    return lead_facts(
-        row.account, lead=lead, path=row.path, partner=row.partner, bands=rules.warmth_bands
-    )
+def _motion_of(gates: Any) -> dict[str, Any]:
+    motion = (gates or {}).get("motion") if isinstance(gates, dict) else None
+    return motion if isinstance(motion, dict) else {}
 
 
-def _failed_with_motion(failed_gates: str | None) -> str:
-    failed = {g for g in (failed_gates or "").split(";") if g} | {"motion"}
-    return ";".join(g for g in GATE_ORDER if g in failed)
+def _stale_owner(owner_id: str | None, reps: Mapping[str, RepFacts]) -> str | None:
+    """Why the owner qualify chose can no longer take the lead, or None when it still can."""
+    if not owner_id:
+        return "it has no owner"
+    rep = reps.get(owner_id)
+    if rep is None:
+        return None if "@" in owner_id else f"its owner {owner_id} is no longer one of our reps"
+    return f"its owner {owner_id} is inactive" if rep.active is False else None
 
 
-def route_eqls(
-    conn: Connection, world: World, rules: MotionRules, now: datetime, report: ActReport
-) -> None:
-    """Route every EQL in `world` (warmest first) and write the leads and their events."""
+def route_eqls(conn: Connection, world: World, now: datetime, report: ActReport) -> None:
+    """Route every EQL in `world` as its motion gate decided, and write the leads and events."""
     eqls = [row for row in world.leads if row.lead["status"] == EQL]
     eqls.sort(key=lambda r: (-(r.lead["warmth_score"] or 0.0), r.lead["lead_id"]))
-    verdicts = MotionRouter(world.reps, rules).assign(
-        [(_facts(row, rules), row.lead["owner_id"]) for row in eqls], world.load, now=now
-    )
+    gates: dict[str, Any] = {}
+    for chunk in in_chunks([row.lead["lead_id"] for row in eqls]):
+        statement = select(Lead.lead_id, Lead.gates).where(Lead.lead_id.in_(list(chunk)))
+        gates.update(conn.execute(statement).all())
     routed: list[dict[str, Any]] = []
-    unrouted: list[tuple[LeadRow, MotionVerdict]] = []
     events: list[Event] = []
-    for row, verdict in zip(eqls, verdicts, strict=True):
-        if verdict.owner_id is not None:
-            routed.append(_routed(row, verdict, now, report, events))
-            world.load[verdict.owner_id] = world.load.get(verdict.owner_id, 0) + 1
-        else:
-            unrouted.append((row, verdict))
-    no_motion = _no_motion_rows(conn, unrouted, now, report, events)
+    for row in eqls:
+        lead = row.lead
+        stale = _stale_owner(lead["owner_id"], world.reps)
+        if stale is None and (lead["action"] is None or lead["due_at"] is None):
+            stale = "it has no action or deadline"
+        if stale is not None:
+            reason = f"not routed: {stale}; run `doorstep qualify` to route it again"
+            report.no_motion.append(UnroutedLead(lead["lead_id"], lead["account_id"], reason))
+            continue
+        motion = _motion_of(gates.get(lead["lead_id"]))
+        routed.append(_routed(row, motion, now, report, events))
+        world.load[lead["owner_id"]] = world.load.get(lead["owner_id"], 0) + 1
     routed.sort(key=lambda r: r["lead_id"])  # in key order, the B-tree writes stay local
-    table = table_of(Lead)
-    bulk_write(conn, table, routed, key=("lead_id",))
-    bulk_write(conn, table, no_motion, key=("lead_id",))
+    bulk_write(conn, table_of(Lead), routed, key=("lead_id",))
     record_events(conn, events)
 
 
 def _routed(
-    row: LeadRow, verdict: MotionVerdict, now: datetime, report: ActReport, events: list[Event]
+    row: LeadRow, motion: dict[str, Any], now: datetime, report: ActReport, events: list[Event]
 ) -> dict[str, Any]:
     lead = row.lead
-    assert verdict.owner_id is not None and verdict.due_at is not None and verdict.rule
-    # Qualify's provisional deadline stands when it chose the same owner and action.
-    keep = lead["owner_id"] == verdict.owner_id and lead["action"] == verdict.action
-    due_at = lead["due_at"] if keep and lead["due_at"] is not None else verdict.due_at
-    lead.update(status=ROUTED, owner_id=verdict.owner_id, action=verdict.action, due_at=due_at)
+    rule = str(motion.get("how") or "")
+    reason = str(motion.get("reason") or "")
+    lead.update(status=ROUTED)
     report.routed.append(
-        RoutedLead(lead["lead_id"], lead["account_id"], verdict.owner_id, verdict.action, due_at,
-                   verdict.rule, verdict.reason)
+        RoutedLead(lead["lead_id"], lead["account_id"], lead["owner_id"], lead["action"],
+                   lead["due_at"], rule, reason)
     )
     detail = {
-        "owner_id": verdict.owner_id,
-        "action": verdict.action,
-        "due_at": due_at.isoformat(),
-        "rule": verdict.rule,
-        "reason": verdict.reason,
+        "owner_id": lead["owner_id"],
+        "action": lead["action"],
+        "due_at": lead["due_at"].isoformat(),
+        "rule": rule,
+        "reason": reason,
     }
     events.append(Event(lead["lead_id"], ROUTED, ROUTED, ACTOR, now, EQL, detail))
-    return {
-        "lead_id": lead["lead_id"],
-        "status": ROUTED,
-        "owner_id": verdict.owner_id,
-        "action": verdict.action,
-        "due_at": due_at,
-        "updated_at": now,
-    }
-
-
-def _no_motion_rows(
-    conn: Connection,
-    unrouted: list[tuple[LeadRow, MotionVerdict]],
-    now: datetime,
-    report: ActReport,
-    events: list[Event],
-) -> list[dict[str, Any]]:
-    if not unrouted:
-        return []
-    ids = [row.lead["lead_id"] for row, _ in unrouted]
-    gates: dict[str, Any] = {}
-    for start in range(0, len(ids), _IN_CHUNK):
-        chunk = ids[start : start + _IN_CHUNK]
-        statement = select(Lead.lead_id, Lead.gates).where(Lead.lead_id.in_(chunk))
-        gates.update(conn.execute(statement).all())
-    rows = []
-    for row, verdict in unrouted:
-        lead = row.lead
-        failed = _failed_with_motion(lead["failed_gates"])
-        verdicts = dict(gates.get(lead["lead_id"]) or {})
-        verdicts["motion"] = {
-            "passed": False,
-            "reason": verdict.reason,
-            "owner_id": None,
-            "action": verdict.action,
-        }
-        report.no_motion.append(UnroutedLead(lead["lead_id"], lead["account_id"], verdict.reason))
-        events.append(
-            Event(lead["lead_id"], "status_changed", CANDIDATE, ACTOR, now, EQL,
-                  {"reason": verdict.reason, "failed_gates": failed})
-        )
-        lead.update(status=CANDIDATE, owner_id=None, action=None, due_at=None)
-        rows.append(
-            {
-                "lead_id": lead["lead_id"],
-                "status": CANDIDATE,
-                "failed_gates": failed,
-                "reason": verdict.reason,
-                "gates": verdicts,
-                "owner_id": None,
-                "action": None,
-                "due_at": None,
-                "updated_at": now,
-            }
-        )
-    return rows
+    return {"lead_id": lead["lead_id"], "status": ROUTED, "updated_at": now}
 
 
 # --- messages ----------------------------------------------------------------------------
@@ -531,14 +430,7 @@ def partner_drafts(
 
 def _is_overdue(row: LeadRow, now: datetime) -> bool:
     lead = row.lead
-    done = MOTION_DONE.get(lead["action"])
-    if lead["due_at"] is None or lead["due_at"] >= now or done is None:
-        return False
-    status = lead["status"]
-    return (
-        status in LIFECYCLE
-        and LIFECYCLE.index(ROUTED) <= LIFECYCLE.index(status) < LIFECYCLE.index(done)
-    )
+    return is_overdue(lead["status"], lead["action"], lead["due_at"], now)
 
 
 def _escalation_target(
@@ -613,13 +505,12 @@ def act(workspace: Workspace, *, now: datetime | None = None, send: bool = True)
     moment = naive_utc(now)
     config = workspace.config
     check_channels(config.act)
-    rules = motion_rules(config)
     templates = Templates(workspace.path)
     report = ActReport()
     with workspace.store.engine.begin() as conn:
         hold_stage_lock(conn)  # a second act at once waits, then sees these leads routed
         world = load_world(conn, config)
-        route_eqls(conn, world, rules, moment, report)
+        route_eqls(conn, world, moment, report)
         drafts = assignment_drafts(world, config, report)
         requests, asked = partner_drafts(world, config, report)
         escalations, escalation_events = overdue_motions(world, config, moment, report)

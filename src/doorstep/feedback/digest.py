@@ -11,31 +11,34 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import IO, Any
 
 import pyarrow as pa
 from sqlalchemy import Connection, and_, exists, func, or_, select, tuple_
 
-from doorstep.act.rep_actions import (
-    CANDIDATE,
+from doorstep.act.rep_actions import REJECT_REASONS
+from doorstep.config import Config
+from doorstep.lifecycle import (
     EQL,
     EXPIRED,
     INTRO_MADE,
     INTRO_REQUESTED,
     LOST,
     OPPORTUNITY,
-    REJECT_REASONS,
+    PRE_EQL,
     REJECTED,
-    WARMTH_REQUESTED,
     WON,
+    is_overdue,
 )
-from doorstep.config import Config
+from doorstep.measure import format as fmt
 from doorstep.measure.attribution import lead_outcomes
-from doorstep.measure.report import EQL as EQL_TYPE
-from doorstep.measure.report import Conversion, Report, build_report
+from doorstep.measure.model import DOORSTEP, Conversion, Report
+from doorstep.measure.report import build_report
+from doorstep.qualify.warmth import POSITIVE_ANSWERS
+from doorstep.store.bulk import in_chunks
 from doorstep.store.export import csv_cell
 from doorstep.store.models import (
     Lead,
@@ -44,27 +47,20 @@ from doorstep.store.models import (
     Partner,
     PartnerAccount,
     SourceLead,
-    WarmthAnswer,
     WarmthRequest,
 )
+from doorstep.store.queries import latest_answer
+from doorstep.store.times import naive_utc
 from doorstep.workspace import Workspace
 
-# Leads still inside qualify: a partner did not surface these (yet).
-NOT_SURFACED = (CANDIDATE, WARMTH_REQUESTED)
-POSITIVE_ANSWERS = ("strong", "some")
-_IN_CHUNK = 5_000
+# Leads still inside qualify: a partner did not surface these (yet). Defined by the lifecycle.
+NOT_SURFACED = PRE_EQL
 
 
 def share_amounts(config: Config) -> bool:
     """Whether partners may see opportunity amounts: `[web] share_amounts`, false by default."""
     web = getattr(config, "web", None)
     return bool(getattr(web, "share_amounts", False))
-
-
-def naive_utc(moment: datetime | None = None) -> datetime:
-    """`moment` (default: now) as a naive UTC datetime, as the store keeps times."""
-    moment = moment or datetime.now(UTC)
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 @dataclass(frozen=True)
@@ -192,11 +188,6 @@ def _surfaced_query(partner_id: str | None) -> Any:
     return query
 
 
-def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
-    for start in range(0, len(values), _IN_CHUNK):
-        yield values[start : start + _IN_CHUNK]
-
-
 def _events_of(
     conn: Connection, lead_ids: Sequence[str] | None, partner_id: str | None
 ) -> dict[str, dict[str, Any]]:
@@ -209,7 +200,7 @@ def _events_of(
     if lead_ids is not None:
         queries = [
             select(*columns).where(e.lead_id.in_(list(chunk)), relevant)
-            for chunk in _chunks(lead_ids)
+            for chunk in in_chunks(lead_ids)
         ]
     else:
         mine = select(Lead.lead_id).where(Lead.status.not_in(NOT_SURFACED))
@@ -239,7 +230,7 @@ def _opportunity_rows(conn: Connection, account_ids: Sequence[str], lead_ids: se
     o = Opportunity
     imported = select(SourceLead.lead_id).where(SourceLead.lead_id == o.lead_id)
     rows: list[Any] = []
-    for chunk in _chunks(account_ids):
+    for chunk in in_chunks(account_ids):
         rows += conn.execute(
             select(o.opportunity_id, o.account_id, o.created_at, o.amount, o.closed_at,
                    o.is_won, o.lead_id)
@@ -247,7 +238,7 @@ def _opportunity_rows(conn: Connection, account_ids: Sequence[str], lead_ids: se
         ).all()
     named = [lid for lid in lead_ids if lid]
     seen = {r[0] for r in rows}
-    for chunk in _chunks(sorted(named)):
+    for chunk in in_chunks(sorted(named)):
         rows += [
             r
             for r in conn.execute(
@@ -285,7 +276,7 @@ def attributed_opportunities(
         {
             "lead_key": pa.array([lead_id for lead_id, _, _ in leads], pa.string()),
             "lead_id": pa.array([lead_id for lead_id, _, _ in leads], pa.string()),
-            "lead_type": pa.array([EQL_TYPE] * len(leads), pa.string()),
+            "lead_type": pa.array([EQL] * len(leads), pa.string()),
             "account_id": pa.array([account for _, account, _ in leads], pa.string()),
             "created_at": pa.array([at for _, _, at in leads], pa.timestamp("us")),
         }
@@ -415,16 +406,8 @@ def surfaced_lead(
 
 def _warmth_counts(conn: Connection, partner_id: str | None) -> dict[str, tuple[int, int, int]]:
     """Per partner: warmth checks asked, answered, and answered strong or some."""
-    w, a = WarmthRequest, WarmthAnswer
-    pair = and_(a.partner_id == w.partner_id, a.partner_account_id == w.partner_account_id)
-    latest = (
-        select(a.answer)
-        .where(pair)
-        .order_by(a.answered_at.desc())
-        .limit(1)
-        .correlate(w)
-        .scalar_subquery()
-    )
+    w = WarmthRequest
+    latest = latest_answer("answer", w.partner_id, w.partner_account_id)
     query = select(w.partner_id, latest.label("answer"))
     if partner_id is not None:
         query = query.where(w.partner_id == partner_id)
@@ -445,14 +428,13 @@ def _shared_counts(conn: Connection, partner_id: str | None) -> dict[str, int]:
     return {str(pid): int(n) for pid, n in conn.execute(query.group_by(Lead.partner_id))}
 
 
-def _partner_conversion(report: Report | None, partner_id: str) -> Conversion | None:
-    """The partner's measured EQL conversion vs MQLs, from the measure report's breakdown."""
+def partner_conversion(report: Report | None, partner_id: str) -> Conversion | None:
+    """The measured conversion of the EQLs doorstep surfaced through this partner, vs MQLs:
+    the measure report's per-partner row, found by its partner_id field."""
     if report is None or "partner" not in report.breakdowns:
         return None
     for row in report.breakdowns["partner"].rows:
-        if row.lead_type == EQL_TYPE and (
-            row.label == partner_id or row.label.startswith(partner_id + " ")
-        ):
+        if row.lead_type == EQL and row.origin == DOORSTEP and row.partner_id == partner_id:
             return row
     return None
 
@@ -480,7 +462,9 @@ def build_scorecard(
     asked, answered, positive = warmth
     waiting = [lead for lead in leads if lead.status == INTRO_REQUESTED]
     due_at = due or {}
-    overdue = sum(1 for lead in waiting if (d := due_at.get(lead.lead_id)) is not None and d < now)
+    overdue = sum(
+        is_overdue(lead.status, lead.action, due_at.get(lead.lead_id), now) for lead in waiting
+    )
     dropped = sum(
         1 for lead in leads if lead.intro_requested_at and lead.intro_made_at is None
         and lead.status in (REJECTED, EXPIRED)
@@ -489,7 +473,8 @@ def build_scorecard(
         ScoreLine("eql", "EQLs surfaced", eqls, shared, "of our accounts on your path"),
         ScoreLine("routed", "Routed to a rep", routed, eqls, "of EQLs"),
         ScoreLine("intro_requested", "Intro requested", requested, routed, "of routed"),
-        ScoreLine("intro_made", "Intro made", made, requested, "of intros requested"),
+        # Of routed, not of requested: a partner may introduce us before we ask.
+        ScoreLine("intro_made", "Intro made", made, routed, "of routed"),
         ScoreLine("opportunity", "Became an opportunity", opportunity, eqls, "of EQLs"),
         ScoreLine("won", "Won", outcome[WON], opportunity, "of opportunities"),
         ScoreLine("lost", "Lost", outcome[LOST], opportunity, "of opportunities"),
@@ -503,7 +488,7 @@ def build_scorecard(
         partner_name=partner_name,
         lines=lines,
         intros=IntroOutcomes(requested, made, len(waiting), overdue, dropped),
-        conversion=_partner_conversion(report, partner_id),
+        conversion=partner_conversion(report, partner_id),
         mql_rate=mql.rate if mql is not None else None,
         pipeline=pipeline,
     )
@@ -677,23 +662,13 @@ OUTCOME_LABELS = {
 }
 
 
-def pct(value: float | None) -> str:
-    """A rate as a percentage with one decimal; "n/a" when there is none."""
-    return "n/a" if value is None else f"{100 * value:.1f}%"
-
-
 def conversion_text(conversion: Conversion | None, mql_rate: float | None) -> str:
-    """EQLs' measured conversion to opportunity with its interval, beside the MQL rate."""
-    mql = f"MQLs convert at {pct(mql_rate)}"
+    """The partner's EQLs' measured conversion with its interval, beside the MQL rate."""
+    mql = f"MQLs convert at {fmt.pct(mql_rate)}"
     if conversion is None or not conversion.measured:
-        return f"no measured EQLs yet (their window is still open); {mql}"
-    ratio = (
-        f", {conversion.rate_ratio_vs_mql:.2f}x MQL"
-        if conversion.rate_ratio_vs_mql is not None
-        else ""
-    )
+        early = fmt.too_early(conversion) if conversion else "too early: none measured yet"
+        return f"{early}; {mql}"
     return (
-        f"{conversion.opportunities} of {conversion.measured} measured EQLs = "
-        f"{pct(conversion.rate)} (95% CI {pct(conversion.ci_low)}-{pct(conversion.ci_high)})"
-        f"{ratio}; {mql}"
+        f"EQLs converted at {fmt.rate_text(conversion)}, "
+        f"{fmt.ratio_vs_mql(conversion.rate_ratio_vs_mql)}; {mql}"
     )

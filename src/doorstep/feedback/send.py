@@ -22,13 +22,13 @@ from doorstep.feedback.digest import (
     OUTCOME_LABELS,
     Digest,
     conversion_text,
-    naive_utc,
     partner_digest,
-    pct,
     period_of,
 )
+from doorstep.measure.format import pct
 from doorstep.measure.report import Report, build_report
 from doorstep.store.models import Partner
+from doorstep.store.times import naive_utc
 from doorstep.workspace import Workspace
 
 DIGEST = "partner_digest"

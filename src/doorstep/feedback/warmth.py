@@ -14,8 +14,9 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, exists, insert, select
 
-from doorstep.feedback.digest import naive_utc
 from doorstep.store.models import PartnerAccount, WarmthAnswer, WarmthRequest
+from doorstep.store.queries import latest_answer
+from doorstep.store.times import naive_utc
 from doorstep.workspace import Workspace
 
 ANSWERS = ("strong", "some", "none")
@@ -71,16 +72,8 @@ def _answered(w: type[WarmthRequest]) -> Any:
     )
 
 
-def _latest_answer(w: type[WarmthRequest], column: Any) -> Any:
-    a = WarmthAnswer
-    return (
-        select(column)
-        .where(a.partner_id == w.partner_id, a.partner_account_id == w.partner_account_id)
-        .order_by(a.answered_at.desc())
-        .limit(1)
-        .correlate(w)
-        .scalar_subquery()
-    )
+def _latest_answer(w: type[WarmthRequest], column: str) -> Any:
+    return latest_answer(column, w.partner_id, w.partner_account_id)
 
 
 def warmth_checks(
@@ -95,7 +88,7 @@ def warmth_checks(
 
     `status` "open" lists checks nobody answered yet, "answered" the others, None both.
     """
-    w, pa_, a = WarmthRequest, PartnerAccount, WarmthAnswer
+    w, pa_ = WarmthRequest, PartnerAccount
     query = select(
         w.partner_id,
         w.partner_account_id,
@@ -104,10 +97,10 @@ def warmth_checks(
         w.warmth_score,
         w.requested_at,
         _answered(w).label("is_answered"),
-        _latest_answer(w, a.answer).label("answer"),
-        _latest_answer(w, a.note).label("note"),
-        _latest_answer(w, a.answered_at).label("answered_at"),
-        _latest_answer(w, a.answered_by).label("answered_by"),
+        _latest_answer(w, "answer").label("answer"),
+        _latest_answer(w, "note").label("note"),
+        _latest_answer(w, "answered_at").label("answered_at"),
+        _latest_answer(w, "answered_by").label("answered_by"),
     ).join(
         pa_,
         and_(pa_.partner_id == w.partner_id, pa_.partner_account_id == w.partner_account_id),

@@ -2,15 +2,9 @@
 
 from doorstep.measure.attribution import is_holdout
 from doorstep.measure.html import write_html
-from doorstep.measure.report import (
-    Conversion,
-    Report,
-    Verdict,
-    build_report,
-    eql_summary,
-    render_text,
-    report_json,
-)
+from doorstep.measure.model import Conversion, Report, Verdict
+from doorstep.measure.report import build_report, eql_summary, report_json
+from doorstep.measure.text import render_text
 
 __all__ = [
     "Conversion",

@@ -37,6 +37,7 @@ class AccountFacts:
     owner_id: str | None = None
     territory: str | None = None
     is_customer: bool | None = None
+    website: str | None = None
     attributes: Mapping[str, Any] | None = None
 
     def value(self, column: str) -> Any:
@@ -104,10 +105,10 @@ class IcpRule:
     def _check_listed(self, raw: Any) -> RuleResult:
         shown = f"'{raw}'"
         if self.column == "country":
-            key = _country_key(raw)
+            key = country_key(raw)
             shown += "" if str(raw).strip().upper() == key else f" ({key})"
         else:
-            key = _value_key(raw)
+            key = value_key(raw)
         if key in self.allowed_keys:
             return RuleResult(self.rule, True, f"{self.label} {shown} in ICP")
         allowed = ", ".join(self.allowed)
@@ -144,18 +145,18 @@ class IcpRule:
 @lru_cache(maxsize=256)
 def _allowed_keys(column: str, allowed: tuple[str, ...]) -> frozenset[str]:
     if column == "country":
-        return frozenset(_country_key(v) for v in allowed)
-    return frozenset(_value_key(v) for v in allowed)
+        return frozenset(country_key(v) for v in allowed)
+    return frozenset(value_key(v) for v in allowed)
 
 
 @lru_cache(maxsize=4096)
-def _country_key(value: Any) -> str:
+def country_key(value: Any) -> str:
     # A value the normaliser does not know is compared as written, upper-cased.
     text = str(value).strip()
     return (normalise_country(text) or text).upper()
 
 
-def _value_key(value: Any) -> str:
+def value_key(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
@@ -196,7 +197,7 @@ def icp_rules(icp: IcpConfig) -> list[IcpRule]:
         if isinstance(spec, IcpRange):
             rules += _range_rule(column, column, spec.min, spec.max)
         elif spec:
-            allowed = tuple(_value_key(v) if not isinstance(v, str) else v for v in spec)
+            allowed = tuple(value_key(v) if not isinstance(v, str) else v for v in spec)
             rules.append(IcpRule(column, column, allowed, label=column.replace("_", " ")))
     return rules
 
@@ -224,7 +225,7 @@ def account_features(account: AccountFacts) -> dict[str, float | str]:
     if account.industry and account.industry.strip():
         features["industry"] = account.industry.strip().casefold()
     if account.country and account.country.strip():
-        features["country"] = _country_key(account.country)
+        features["country"] = country_key(account.country)
     for name, value in (("employees", account.employees), ("revenue", account.annual_revenue)):
         if value is None:
             features[f"{name}_unknown"] = 1.0

@@ -13,15 +13,12 @@ from typing import Any
 
 from doorstep.config import WarmthConfig
 from doorstep.ingest.contract import RELATIONSHIPS
+from doorstep.lifecycle import CANDIDATE, EQL, GATES, WARMTH_REQUESTED
 from doorstep.qualify.fit import AccountFacts, IcpRule, check_icp, fit_score
 from doorstep.qualify.warmth import POSITIVE_ANSWERS, PartnerPath, WarmthScore
 
-GATES = ("overlap", "warmth", "fit", "motion")
+__all__ = ["CANDIDATE", "EQL", "GATES", "WARMTH_REQUESTED"]
 ALL_PASSED = "all four gates passed"
-
-EQL = "eql"
-WARMTH_REQUESTED = "warmth_requested"
-CANDIDATE = "candidate"
 
 
 _ANSWER_RANK = {"strong": 2, "some": 1}
@@ -159,12 +156,32 @@ def fit_verdict(account: AccountFacts, rules: Sequence[IcpRule]) -> GateResult:
     return GateResult("fit", True, f"fits the ICP ({', '.join(r.rule for r in results)})", detail)
 
 
+def unasked_warmth(verdict: GateResult, blocking: Sequence[str]) -> GateResult:
+    """A warmth verdict that would wait for the partner, for a lead that fails other gates:
+    the partner is not asked, and the reason says so instead of claiming a check."""
+    detail = {**verdict.detail, "awaiting": False}
+    partner = detail.get("partner_id")
+    warmth = _points(float(detail.get("score", 0.0)))
+    gates = " and ".join(blocking)
+    reason = (
+        f"warmth {warmth} with partner {partner} is enough to ask, but partner {partner} is "
+        f"not asked while the lead fails {gates}"
+    )
+    return GateResult("warmth", False, reason, detail)
+
+
 def lead_verdict(results: Sequence[GateResult]) -> LeadVerdict:
-    """EQL when every gate passed; warmth_requested when only a partner's answer is missing."""
-    failed = [r for r in results if not r.passed]
+    """EQL when every gate passed; warmth_requested when only a partner's answer is missing.
+
+    The reason names every failed gate with its own reason, in gate order.
+    """
+    order = {gate: i for i, gate in enumerate(GATES)}
+    failed = sorted((r for r in results if not r.passed), key=lambda r: order.get(r.gate, 9))
     names = ";".join(r.gate for r in failed)
     if not failed:
         return LeadVerdict(EQL, "", ALL_PASSED)
     if len(failed) == 1 and failed[0].gate == "warmth" and failed[0].detail.get("awaiting"):
         return LeadVerdict(WARMTH_REQUESTED, names, failed[0].reason)
-    return LeadVerdict(CANDIDATE, names, failed[0].reason)
+    if len(failed) == 1:
+        return LeadVerdict(CANDIDATE, names, failed[0].reason)
+    return LeadVerdict(CANDIDATE, names, "; ".join(f"{r.gate}: {r.reason}" for r in failed))

@@ -11,8 +11,9 @@ A rep is skipped when inactive or full (capacity minus the open leads already th
 with `when` applies only to leads whose facts match every condition. When no rule resolves, the
 verdict has no owner and a reason starting "no motion:", and the lead stays a candidate.
 
-This module imports nothing from the other stages, so the qualify stage's motion gate can call
-`resolve_motion` with its own rep records.
+Routing runs once, in the qualify stage's motion gate, on one typed input (`RoutingInput`) built
+in one place (`routing_input`). The act stage routes the EQLs exactly as the gate decided and
+never routes again.
 """
 
 from __future__ import annotations
@@ -31,17 +32,96 @@ from doorstep.config import (
     RoutingRule,
     WarmthBands,
 )
+from doorstep.lifecycle import ACTION_LABELS, ACTIONS, CO_SELL, PARTNER_INTRO, REP_OUTREACH
+from doorstep.qualify.fit import AccountFacts
+from doorstep.qualify.warmth import PartnerPath
 
-PARTNER_INTRO = "partner_intro"
-CO_SELL = "co_sell"
-REP_OUTREACH = "rep_outreach"
-ACTIONS = (PARTNER_INTRO, CO_SELL, REP_OUTREACH)
-ACTION_LABELS = {
-    PARTNER_INTRO: "partner introduction",
-    CO_SELL: "co-sell",
-    REP_OUTREACH: "rep outreach",
-}
+__all__ = ["ACTIONS", "ACTION_LABELS", "CO_SELL", "PARTNER_INTRO", "REP_OUTREACH"]
 NO_MOTION = "no motion"
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerFacts:
+    """What routing and messages know of a partner."""
+
+    partner_id: str
+    name: str | None = None
+    partner_manager_id: str | None = None
+    contact_email: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingInput:
+    """Everything a routing or action rule may test about one lead, in one typed value.
+
+    Built by `routing_input` alone, so every rule sees the same facts wherever it runs.
+    """
+
+    account: AccountFacts
+    path: PartnerPath | None
+    partner: PartnerFacts | None
+    warmth_score: float | None
+    fit_score: float | None
+
+    def facts(self, bands: WarmthBands | None = None) -> dict[str, Any]:
+        """One flat mapping of the facts, as `when` conditions read them."""
+        account = self.account
+        facts: dict[str, Any] = dict(account.attributes or {})
+        facts.update({name: getattr(account, name) for name in ACCOUNT_FACTS})
+        facts["warmth_score"] = self.warmth_score
+        facts["fit_score"] = self.fit_score
+        path = self.path
+        facts.update(
+            {
+                "partner_id": path.partner_id if path else None,
+                "partner_account_id": path.partner_account_id if path else None,
+                "relationship": path.relationship if path else None,
+                "answer": path.answer if path else None,
+                "partner_account_name": path.account_name if path else None,
+                "partner_owner_email": path.partner_owner_email if path else None,
+                "relationship_strength": path.relationship_strength if path else None,
+                "contacts_engaged": path.contacts_engaged if path else None,
+            }
+        )
+        partner = self.partner
+        facts["partner_manager_id"] = partner.partner_manager_id if partner else None
+        facts["partner_name"] = partner.name if partner else None
+        facts["warmth_band"] = warmth_band(self.warmth_score, bands or WarmthBands())
+        return facts
+
+
+# The account columns a rule may test by name; anything else is read from its attributes.
+ACCOUNT_FACTS = (
+    "account_id", "name", "website", "country", "industry", "employees", "annual_revenue",
+    "owner_id", "territory", "is_customer",
+)
+# Every fact `RoutingInput.facts` gives besides the account's attributes.
+KNOWN_FACTS = frozenset(
+    (*ACCOUNT_FACTS, "warmth_score", "fit_score", "partner_id", "partner_account_id",
+     "relationship", "answer", "partner_account_name", "partner_owner_email",
+     "relationship_strength", "contacts_engaged", "partner_manager_id", "partner_name",
+     "warmth_band")
+)
+
+
+def routing_input(
+    account: AccountFacts,
+    path: PartnerPath | None,
+    partners: Mapping[str, PartnerFacts],
+    *,
+    warmth_score: float | None,
+    fit_score: float | None,
+) -> RoutingInput:
+    """The one routing input of a lead: its account, chosen path, that path's partner, scores."""
+    partner = partners.get(path.partner_id) if path is not None else None
+    return RoutingInput(account, path, partner, warmth_score, fit_score)
+
+
+def rule_fact_names(config: Config) -> set[str]:
+    """Every fact name a routing or action rule's `when` tests."""
+    routing = config.routing
+    names = {n for rule in routing.rules for n in rule.when}
+    return names | {n for action in routing.actions for n in action.when}
 
 
 class RepRecord(Protocol):
@@ -120,32 +200,6 @@ def warmth_band(score: float | None, bands: WarmthBands) -> str | None:
     if score >= bands.high:
         return "high"
     return "medium" if score >= bands.medium else "low"
-
-
-def lead_facts(
-    account: Mapping[str, Any],
-    *,
-    lead: Mapping[str, Any] | None = None,
-    path: Mapping[str, Any] | None = None,
-    partner: Mapping[str, Any] | None = None,
-    bands: WarmthBands | None = None,
-) -> dict[str, Any]:
-    """One flat mapping of everything a rule may test, from the account, lead, path and partner.
-
-    The account's columns win over its extra attributes; `owner_id` is the account's owner;
-    `relationship` and `answer` come from the chosen partner path; `warmth_band` is derived.
-    """
-    facts: dict[str, Any] = dict(account.get("attributes") or {})
-    facts.update({k: v for k, v in account.items() if k != "attributes"})
-    for name, value in (lead or {}).items():
-        if name not in ("owner_id", "action", "due_at", "status", "gates"):
-            facts[name] = value
-    facts.update(path or {})
-    if partner:
-        facts["partner_manager_id"] = partner.get("partner_manager_id")
-        facts["partner_name"] = partner.get("name")
-    facts["warmth_band"] = warmth_band(facts.get("warmth_score"), bands or WarmthBands())
-    return facts
 
 
 # --- conditions --------------------------------------------------------------------------

@@ -13,12 +13,21 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Text, cast, func, select, union
 
 from doorstep.config import Config
+from doorstep.lifecycle import (
+    CANDIDATE,
+    EQL,
+    OPEN_STATUSES,
+    QUALIFY_STATUSES,
+    WARMTH_REQUESTED,
+    FunnelStep,
+    funnel_steps,
+)
 from doorstep.qualify.fit import (
     ACCOUNT_COLUMNS,
     AccountFacts,
@@ -29,17 +38,23 @@ from doorstep.qualify.fit import (
     memo_key,
 )
 from doorstep.qualify.gates import (
-    CANDIDATE,
-    EQL,
-    WARMTH_REQUESTED,
     GateResult,
     fit_verdict,
     lead_verdict,
     overlap_verdict,
     path_rank,
+    unasked_warmth,
     warmth_verdict,
 )
-from doorstep.qualify.motion import MotionRouter, RepFacts, lead_facts, motion_rules
+from doorstep.qualify.motion import (
+    KNOWN_FACTS,
+    MotionRouter,
+    PartnerFacts,
+    RepFacts,
+    motion_rules,
+    routing_input,
+    rule_fact_names,
+)
 from doorstep.qualify.warmth import (
     PartnerPath,
     TrackRecord,
@@ -47,7 +62,9 @@ from doorstep.qualify.warmth import (
     track_records,
     warmth_score,
 )
+from doorstep.store.bulk import RawJSON, bulk_write, json_text, table_of
 from doorstep.store.db import hold_stage_lock
+from doorstep.store.events import Event, record_events
 from doorstep.store.models import (
     Account,
     Lead,
@@ -57,23 +74,13 @@ from doorstep.store.models import (
     Partner,
     PartnerAccount,
     Rep,
-    WarmthAnswer,
     WarmthRequest,
 )
-from doorstep.track.events import (
-    Event,
-    RawJSON,
-    bulk_write,
-    json_text,
-    record_events,
-    table_of,
-)
+from doorstep.store.queries import LatestAnswer, latest_answers
+from doorstep.store.times import naive_utc
 from doorstep.workspace import Workspace
 
 ACTOR = "doorstep qualify"
-QUALIFY_STATUSES = frozenset({CANDIDATE, WARMTH_REQUESTED, EQL})
-# Statuses after qualify (set by act and track) whose owner is still working the lead.
-OPEN_LATER_STATUSES = ("routed", "accepted", "intro_requested", "intro_made", "opportunity")
 REQUEST_OPEN = "open"
 REQUEST_ANSWERED = "answered"
 
@@ -116,7 +123,7 @@ class Evidence:
     prior: dict[str, PriorLead] = field(default_factory=dict)
     past_qualify: set[str] = field(default_factory=set)
     learned: dict[str, float] | None = None  # learned win probability per account, when on
-    partner_managers: dict[str, str | None] = field(default_factory=dict)
+    partners: dict[str, PartnerFacts] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -157,16 +164,6 @@ class QualifyReport:
     notes: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class FunnelStep:
-    """One step of the qualify funnel: leads still in after this gate, and the share it lost."""
-
-    step: str
-    count: int
-    lost: int
-    share_lost: float
-
-
 @dataclass
 class _Pending:
     """One account's verdicts short of motion, which waits until every lead's order is known."""
@@ -185,11 +182,6 @@ class _Pending:
     @property
     def score(self) -> float:
         return float(self.warmth.detail.get("score", 0.0))
-
-
-def _naive_utc(moment: datetime | None) -> datetime:
-    moment = moment or datetime.now(UTC)
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _evaluate(
@@ -304,14 +296,19 @@ def decide_leads(evidence: Evidence, config: Config, now: datetime) -> Decisions
             item,
             router,
             loads,
-            evidence.partner_managers,
+            evidence.partners,
             now=now,
             previous_owner_id=prior["owner_id"] if prior else None,
         )
         if consumes and motion.passed:
             loads[str(motion.detail["owner_id"])] += 1
+        # A partner is asked only about a lead that passes every other gate: one that could
+        # become an EQL on its answer. Otherwise the warmth reason says why nobody was asked.
+        blocking = [g.gate for g in (item.overlap, item.fit, motion) if not g.passed]
+        if blocking and item.warmth.detail.get("awaiting"):
+            item.warmth = unasked_warmth(item.warmth, blocking)
         decisions.leads[item.account.account_id] = _lead_values(item, motion, prior, lead_id, now)
-        if item.overlap.passed and item.fit.passed:
+        if not blocking:
             decisions.asks += [
                 WarmthAsk(
                     path.partner_id,
@@ -330,32 +327,22 @@ def routed_motion(
     item: _Pending,
     router: MotionRouter,
     loads: Mapping[str, int],
-    partner_managers: Mapping[str, str | None],
+    partners: Mapping[str, PartnerFacts],
     *,
     now: datetime,
     previous_owner_id: str | None = None,
 ) -> GateResult:
-    """The motion gate: the act stage's routing rules resolve an owner, an action and a deadline.
+    """The motion gate: the routing rules resolve an owner, an action and a deadline.
 
-    Qualify and act share one router, so a lead routed here is routed the same way by act.
+    This is the only place a lead is routed; the act stage takes the verdict as it is.
     """
-    account, path = item.account, item.path
-    facts = lead_facts(
-        {**dict(account.attributes or {}), **{k: getattr(account, k) for k in ACCOUNT_COLUMNS}},
-        lead={"warmth_score": item.score},
-        path=(
-            {
-                "partner_id": path.partner_id,
-                "partner_account_id": path.partner_account_id,
-                "relationship": path.relationship,
-                "answer": path.answer,
-            }
-            if path
-            else None
-        ),
-        partner=({"partner_manager_id": partner_managers.get(path.partner_id)} if path else None),
-        bands=router.rules.warmth_bands,
-    )
+    facts = routing_input(
+        item.account,
+        item.path,
+        partners,
+        warmth_score=item.score if item.path else None,
+        fit_score=item.fit.detail.get("fit_score"),
+    ).facts(router.rules.warmth_bands)
     verdict = router.resolve(facts, loads, now=now, previous_owner_id=previous_owner_id)
     days = int(round((verdict.due_at - now).total_seconds() / 86400)) if verdict.due_at else 0
     detail: dict[str, Any] = {
@@ -414,20 +401,8 @@ def _lead_values(
 # --- loading -----------------------------------------------------------------------------
 
 
-def _latest_answers(conn: Connection) -> dict[tuple[str, str], tuple[str, datetime]]:
-    w = WarmthAnswer
-    latest: dict[tuple[str, str], tuple[str, datetime]] = {}
-    rows = conn.execute(select(w.partner_id, w.partner_account_id, w.answer, w.answered_at))
-    for partner_id, partner_account_id, answer, answered_at in rows.all():
-        key = (partner_id, partner_account_id)
-        known = latest.get(key)
-        if known is None or answered_at > known[1]:
-            latest[key] = (answer, answered_at)
-    return latest
-
-
 def _load_paths(
-    conn: Connection, answers: Mapping[tuple[str, str], tuple[str, datetime]]
+    conn: Connection, answers: Mapping[tuple[str, str], LatestAnswer]
 ) -> dict[str, list[PartnerPath]]:
     o, pa = Overlap, PartnerAccount
     rows = conn.execute(
@@ -448,7 +423,9 @@ def _load_paths(
     ).all()  # no ORDER BY: paths are ranked per account anyway, and sorting costs seconds
     paths: dict[str, list[PartnerPath]] = {}
     for account_id, pid, paid, rel, name, owner, last, strength, contacts in rows:
-        answer, answered_at = answers.get((pid, paid), (None, None))
+        latest = answers.get((pid, paid))
+        answer = latest.answer if latest else None
+        answered_at = latest.answered_at if latest else None
         paths.setdefault(account_id, []).append(
             PartnerPath(pid, paid, rel, name, owner, last, strength, contacts, answer, answered_at)
         )
@@ -467,6 +444,7 @@ def _load_accounts(conn: Connection, wanted: Any, with_attributes: bool) -> dict
         a.owner_id,
         a.territory,
         a.is_customer,
+        a.website,
     ]
     if with_attributes:  # JSON costs time to parse; only an extra ICP rule needs it
         columns.append(a.attributes)
@@ -514,7 +492,7 @@ def _load_prior(conn: Connection) -> tuple[dict[str, PriorLead], set[str], dict[
         str(owner_id): int(n)
         for owner_id, n in conn.execute(
             select(lead.owner_id, func.count())
-            .where(lead.status.in_(OPEN_LATER_STATUSES), lead.owner_id.is_not(None))
+            .where(lead.status.in_(OPEN_STATUSES), lead.owner_id.is_not(None))
             .group_by(lead.owner_id)
         )
     }
@@ -553,10 +531,12 @@ def _settled_intros(conn: Connection) -> list[tuple[str, bool]]:
 
 def load_evidence(
     conn: Connection, config: Config
-) -> tuple[Evidence, dict[tuple[str, str], tuple[str, datetime]]]:
+) -> tuple[Evidence, dict[tuple[str, str], LatestAnswer]]:
     """Everything the gates need from the store, in a few selects; also the latest answers."""
-    answers = _latest_answers(conn)
-    needs_attributes = any(k not in ACCOUNT_COLUMNS for k in config.icp.extra)
+    answers = latest_answers(conn)
+    needs_attributes = any(k not in ACCOUNT_COLUMNS for k in config.icp.extra) or bool(
+        rule_fact_names(config) - KNOWN_FACTS
+    )
     reps = {
         r.rep_id: RepFacts(r.rep_id, territory=r.territory, capacity=r.capacity, active=r.active)
         for r in conn.execute(select(Rep.rep_id, Rep.territory, Rep.capacity, Rep.active))
@@ -568,16 +548,19 @@ def load_evidence(
     if config.icp.learned_min_probability is not None:
         learned, note = _learned_fit(conn, config, accounts)
         notes.append(note)
+    p = Partner
     evidence = Evidence(
-        partner_managers={
-            r.partner_id: r.partner_manager_id
-                for r in conn.execute(select(Partner.partner_id, Partner.partner_manager_id))
+        partners={
+            pid: PartnerFacts(pid, name, manager, email)
+            for pid, name, manager, email in conn.execute(
+                select(p.partner_id, p.name, p.partner_manager_id, p.contact_email)
+            )
         },
         accounts=accounts,
         paths=_load_paths(conn, answers),
         reps=reps,
         track_records=track_records(
-            ((pid, answer) for (pid, _), (answer, _) in answers.items()), _settled_intros(conn)
+            ((pid, latest.answer) for (pid, _), latest in answers.items()), _settled_intros(conn)
         ),
         assigned=assigned,
         prior=prior,
@@ -644,7 +627,7 @@ def _write_leads(
 def _write_requests(
     conn: Connection,
     asks: Iterable[WarmthAsk],
-    answers: Mapping[tuple[str, str], tuple[str, datetime]],
+    answers: Mapping[tuple[str, str], LatestAnswer],
     now: datetime,
 ) -> tuple[int, int]:
     w = WarmthRequest
@@ -672,7 +655,7 @@ def _write_requests(
             "partner_id": pid,
             "partner_account_id": paid,
             "status": REQUEST_ANSWERED,
-            "answered_at": answers[(pid, paid)][1],
+            "answered_at": answers[(pid, paid)].answered_at,
         }
         for (pid, paid), status in existing.items()
         if status == REQUEST_OPEN and (pid, paid) in answers
@@ -702,7 +685,7 @@ def qualify_leads(workspace: Workspace, *, now: datetime | None = None) -> Quali
     One lead per account (id "L-" + account_id), on the warmest qualifying partner path. Only
     a change of a lead's status or path writes an event; qualifying twice changes nothing.
     """
-    moment = _naive_utc(now)
+    moment = naive_utc(now)
     config = workspace.config
     with _collector_paused(), workspace.store.engine.begin() as conn:
         hold_stage_lock(conn)
@@ -726,35 +709,12 @@ def qualify_leads(workspace: Workspace, *, now: datetime | None = None) -> Quali
     )
 
 
-# After each gate in turn, then the EQLs: (step, the gate it follows).
-FUNNEL_STEPS = (("overlaps", "overlap"), ("warm", "warmth"), ("fit", "fit"), ("motion", "motion"))
-
-
 def funnel(workspace: Workspace) -> list[FunnelStep]:
-    """Leads still in after each gate (overlaps, warm, fit, motion), then EQLs, with the share lost.
-
-    Leads that moved past qualify count as having passed every gate they passed when qualified.
-    """
+    """Leads still in after each gate, then EQLs, with the share lost (see `lifecycle`)."""
     with workspace.store.engine.connect() as conn:
         groups = conn.execute(
             select(Lead.status, Lead.failed_gates, func.count()).group_by(
                 Lead.status, Lead.failed_gates
             )
         ).all()
-    counts = dict.fromkeys([*(step for step, _ in FUNNEL_STEPS), "eql"], 0)
-    for status, failed_gates, n in groups:
-        failed = set((failed_gates or "").split(";"))
-        still_in = True
-        for step, gate in FUNNEL_STEPS:
-            still_in = still_in and gate not in failed
-            counts[step] += n if still_in else 0
-        if still_in and status not in (CANDIDATE, WARMTH_REQUESTED):
-            counts["eql"] += n
-    steps: list[FunnelStep] = []
-    previous: int | None = None
-    for step, count in counts.items():
-        lost = 0 if previous is None else previous - count
-        share = lost / previous if previous else 0.0
-        steps.append(FunnelStep(step, count, lost, round(share, 4)))
-        previous = count
-    return steps
+    return funnel_steps((status, failed, int(n)) for status, failed, n in groups)

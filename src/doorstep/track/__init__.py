@@ -1,5 +1,13 @@
-"""track: the append-only event log of every lead's life."""
+"""track: every routed lead followed to opportunity, won, lost or expired; its event log."""
 
-from doorstep.track.events import Event, lead_history, record_events, status_from_history
+from doorstep.store.events import Event, lead_history, record_events, status_from_history
+from doorstep.track.outcomes import TrackReport, track_outcomes
 
-__all__ = ["Event", "lead_history", "record_events", "status_from_history"]
+__all__ = [
+    "Event",
+    "TrackReport",
+    "lead_history",
+    "record_events",
+    "status_from_history",
+    "track_outcomes",
+]

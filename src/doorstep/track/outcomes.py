@@ -13,30 +13,22 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 
 from doorstep.act.outbox import cancel_pending
-from doorstep.act.rep_actions import (
-    ACCEPTED,
-    EXPIRED,
-    INTRO_MADE,
-    INTRO_REQUESTED,
-    LOST,
-    OPPORTUNITY,
-    ROUTED,
-    WON,
-)
+from doorstep.lifecycle import EXPIRED, LOST, OPEN_STATUSES, OPPORTUNITY, ROUTED, WON
 from doorstep.store.db import hold_stage_lock
+from doorstep.store.events import Event, record_events
 from doorstep.store.models import Lead, Opportunity
-from doorstep.track.events import Event, record_events
+from doorstep.store.times import naive_utc
 from doorstep.workspace import Workspace
 
 ACTOR = "doorstep track"
-# Where the CRM's pipeline can take a lead from: routed and on.
-TRACKED = (ROUTED, ACCEPTED, INTRO_REQUESTED, INTRO_MADE, OPPORTUNITY)
+# Where the CRM's pipeline can take a lead from: the leads an owner is working.
+TRACKED = OPEN_STATUSES
 
 
 @dataclass
@@ -66,8 +58,7 @@ def _outcome(opportunities: list[_Opportunity]) -> str:
 
 def track_outcomes(workspace: Workspace, *, now: datetime | None = None) -> TrackReport:
     """Bring every routed lead's status up to date with the CRM's opportunities and deadlines."""
-    moment = now or datetime.now(UTC)
-    moment = moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    moment = naive_utc(now)
     window = timedelta(days=workspace.config.measure.window_days)
     grace_days = workspace.config.act.expire_after_days
     report = TrackReport()

@@ -16,9 +16,6 @@ from doorstep.act import (
     REJECT_REASONS,
     LeadActionError,
     LeadChange,
-    accept_lead,
-    mark_intro_made,
-    reject_lead,
 )
 from doorstep.feedback import (
     InvalidAnswer,
@@ -41,11 +38,11 @@ from doorstep.web.queries import (
     MAX_PAGE_SIZE,
     PAGE_SIZE,
     LeadView,
-    lead_by_id,
     leads_page,
     overlaps_page,
     partner_exists,
 )
+from doorstep.web.scope import OutOfScope, lead_in_scope, owner_action
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -259,11 +256,10 @@ def _opportunities(ctx: AppContext) -> dict[str, Any]:
 
 
 def _scoped_lead(ctx: AppContext, principal: Principal, lead_id: str) -> LeadView:
-    with ctx.workspace.store.engine.connect() as conn:
-        view = lead_by_id(conn, lead_id, now())
-    if view is None or (principal.role == REP and view.owner_id != principal.rep_id):
-        raise HTTPException(404, f"there is no lead {lead_id}.")
-    return view
+    try:
+        return lead_in_scope(ctx, principal, lead_id)
+    except OutOfScope as exc:
+        raise HTTPException(404, str(exc)) from exc
 
 
 def _scorecard_out(card: Scorecard, share_amounts: bool) -> ScorecardOut:
@@ -367,18 +363,13 @@ def get_lead_events(ctx: Context, principal: StaffOrRep, lead_id: str) -> list[E
 
 def _owner_action(ctx: AppContext, principal: Principal, lead_id: str, kind: str,
                   body: RejectIn | None = None) -> LeadChangeOut:
-    _scoped_lead(ctx, principal, lead_id)
     try:
-        if kind == "accept":
-            change = accept_lead(ctx.workspace, lead_id, actor=principal.rep_id)
-        elif kind == "reject" and body is not None:
-            change = reject_lead(ctx.workspace, lead_id, body.reason, note=body.note,
-                                 actor=principal.rep_id)
-        else:
-            change = mark_intro_made(ctx.workspace, lead_id, actor=principal.rep_id)
+        change = owner_action(ctx, principal, lead_id, kind,
+                              reason=body.reason if body else "", note=body.note if body else None)
+    except OutOfScope as exc:
+        raise HTTPException(404, str(exc)) from exc
     except LeadActionError as exc:
         raise HTTPException(409, str(exc)) from exc
-    ctx.snapshots.invalidate()
     return _change_out(change)
 
 

@@ -23,7 +23,8 @@ from doorstep.feedback import (
     queue_digests,
     write_digests_csv,
 )
-from doorstep.feedback.digest import conversion_text, pct
+from doorstep.feedback.digest import conversion_text
+from doorstep.measure.format import pct
 from doorstep.web.auth import ROLES, UserError, add_user, issue_token, unlock_user
 from doorstep.workspace import Workspace, open_workspace
 

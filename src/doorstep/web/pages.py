@@ -13,13 +13,7 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from doorstep.act import (
-    REJECT_REASONS,
-    LeadActionError,
-    accept_lead,
-    mark_intro_made,
-    reject_lead,
-)
+from doorstep.act import REJECT_REASONS, LeadActionError
 from doorstep.feedback import (
     ANSWERS,
     InvalidAnswer,
@@ -30,8 +24,11 @@ from doorstep.feedback import (
     warmth_checks,
     write_digest_csv,
 )
-from doorstep.feedback.digest import OUTCOME_LABELS, conversion_text, pct
-from doorstep.measure.report import EQL
+from doorstep.feedback.digest import OUTCOME_LABELS, conversion_text
+from doorstep.lifecycle import ACTION_LABELS, EQL
+from doorstep.measure import format as fmt
+from doorstep.measure.format import pct
+from doorstep.measure.model import DOORSTEP
 from doorstep.track import lead_history
 from doorstep.web import charts
 from doorstep.web.auth import (
@@ -68,13 +65,13 @@ from doorstep.web.queries import (
     PAGE_SIZE,
     LeadView,
     account_matches,
-    lead_by_id,
     leads_page,
     overdue_motions,
     partner_exists,
     partner_names,
     rep_queue,
 )
+from doorstep.web.scope import DONE_WORDS, OutOfScope, lead_in_scope, owner_action
 
 router = APIRouter(include_in_schema=False)
 
@@ -88,8 +85,6 @@ PORTAL_PAGE = 20
 
 HOME = {"admin": "/dashboard", "partner_manager": "/dashboard", "rep": "/queue",
         "partner": "/portal"}
-ACTION_LABELS = {"partner_intro": "partner introduction", "co_sell": "co-sell",
-                 "rep_outreach": "rep outreach"}
 
 
 def render(
@@ -211,23 +206,25 @@ def dashboard(request: Request, ctx: Context, principal: Staff, offset: Offset =
         mql_rate = mql.rate if mql else None
         top = [(t, c) for t, c in report.lead_types.items() if ":" not in t]
         eql = report.lead_types.get(EQL)
-        by_partner = report.breakdowns.get("partner")
-        partners = [r for r in by_partner.rows if r.lead_type == EQL] if by_partner else []
         names = {pid: card.partner_name for pid, card in snapshot.scorecards.items()}
+        # The same figure as each partner's scorecard below: doorstep EQLs it surfaced.
+        partners = [
+            (f"{card.partner_id} {card.partner_name}", card.conversion)
+            for card in snapshot.scorecards.values() if card.conversion is not None
+        ]
         values.update(
             verdict=report.eql_vs_mql,
-            eql_text=charts.eql_label(eql.leads if eql else 0, eql, mql_rate),
+            eql_text=fmt.eql_sentence(eql.leads if eql else 0, eql, mql_rate),
             mql=mql,
             funnel_svg=charts.funnel_chart(report.funnel, mql_rate),
             types_svg=charts.conversion_chart(top, mql_rate, title="Conversion by lead type"),
             matrix_svg=charts.matrix_chart(snapshot.matrix, names),
             partners_svg=charts.conversion_chart(
-                [(row.label, row) for row in partners], mql_rate,
-                title="EQL conversion by partner (imported and doorstep EQLs, as measured)",
+                partners, mql_rate, title=f"EQLs surfaced by each partner ({DOORSTEP}), measured"
             ),
             cards=list(snapshot.scorecards.values()),
             conversion_text=conversion_text,
-            eql_label=charts.eql_label,
+            eql_label=fmt.eql_sentence,
         )
     return render(request, ctx, "dashboard.html", principal, **values)
 
@@ -258,11 +255,10 @@ def leads(
 
 def _lead_in_scope(ctx: AppContext, principal: Principal, lead_id: str) -> LeadView:
     """The lead if the caller may see it; 404 otherwise, as if it did not exist."""
-    with ctx.workspace.store.engine.connect() as conn:
-        lead = lead_by_id(conn, lead_id, now())
-    if lead is None or (principal.role == REP and lead.owner_id != principal.rep_id):
-        raise HTTPException(404, f"there is no lead {lead_id}.")
-    return lead
+    try:
+        return lead_in_scope(ctx, principal, lead_id)
+    except OutOfScope as exc:
+        raise HTTPException(404, str(exc)) from exc
 
 
 @router.get("/leads/{lead_id}")
@@ -291,20 +287,13 @@ def queue(request: Request, ctx: Context, principal: RepUser, offset: Offset = 0
 
 def _rep_action(ctx: AppContext, principal: Principal, lead_id: str, kind: str,
                 reason: str = "", note: str = "") -> Response:
-    _lead_in_scope(ctx, principal, lead_id)
-    actor = principal.rep_id
     try:
-        if kind == "accept":
-            accept_lead(ctx.workspace, lead_id, actor=actor)
-        elif kind == "reject":
-            reject_lead(ctx.workspace, lead_id, reason, note=note or None, actor=actor)
-        else:
-            mark_intro_made(ctx.workspace, lead_id, actor=actor)
+        owner_action(ctx, principal, lead_id, kind, reason=reason, note=note)
+    except OutOfScope as exc:
+        raise HTTPException(404, str(exc)) from exc
     except LeadActionError as exc:
         return redirect("/queue", problem=str(exc))
-    ctx.snapshots.invalidate()
-    done = {"accept": "accepted", "reject": "rejected", "intro": "marked intro made"}[kind]
-    return redirect("/queue", notice=f"Lead {lead_id} {done}.")
+    return redirect("/queue", notice=f"Lead {lead_id} {DONE_WORDS[kind]}.")
 
 
 @router.post("/leads/{lead_id}/accept")

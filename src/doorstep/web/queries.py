@@ -14,8 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
 
-from doorstep.act.rep_actions import ACCEPTED, INTRO_REQUESTED, LIFECYCLE, ROUTED
-from doorstep.act.stage import MOTION_DONE
+from doorstep.lifecycle import QUEUE_STATUSES, is_overdue, late_actions
 from doorstep.store.models import (
     Account,
     Lead,
@@ -23,11 +22,10 @@ from doorstep.store.models import (
     Partner,
     PartnerAccount,
     Rep,
-    WarmthAnswer,
 )
+from doorstep.store.queries import latest_answer
 
-# A rep's to-do list: leads routed to them that they have not finished.
-QUEUE_STATUSES = (ROUTED, ACCEPTED, INTRO_REQUESTED)
+__all__ = ["QUEUE_STATUSES", "is_overdue"]
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 # Deeper than this, an offset costs more than a page should: lists past it page by cursor.
@@ -81,34 +79,8 @@ class OverlapView:
     probability: float
 
 
-def _overdue_statuses(action: str | None) -> tuple[str, ...]:
-    """The statuses in which a motion with this action is late once its deadline passed."""
-    done = MOTION_DONE.get(action or "")
-    if done is None:
-        return ()
-    return LIFECYCLE[LIFECYCLE.index(ROUTED) : LIFECYCLE.index(done)]
-
-
-def _late_actions(status: str) -> list[str]:
-    """The actions whose motion is late in this status once the deadline passed."""
-    return [action for action in MOTION_DONE if status in _overdue_statuses(action)]
-
-
-def is_overdue(status: str, action: str | None, due_at: datetime | None, now: datetime) -> bool:
-    """Whether a lead's motion is past its deadline and not done yet (as the act stage rules)."""
-    return due_at is not None and due_at < now and status in _overdue_statuses(action)
-
-
-def _latest(column: Any) -> Any:
-    a = WarmthAnswer
-    return (
-        select(column)
-        .where(a.partner_id == Lead.partner_id, a.partner_account_id == Lead.partner_account_id)
-        .order_by(a.answered_at.desc())
-        .limit(1)
-        .correlate(Lead)
-        .scalar_subquery()
-    )
+def _latest(column: str) -> Any:
+    return latest_answer(column, Lead.partner_id, Lead.partner_account_id)
 
 
 def _lead_select() -> Any:
@@ -124,8 +96,8 @@ def _lead_select() -> Any:
             pa_.name.label("partner_account_name"),
             pa_.relationship,
             rep.name.label("owner_name"),
-            _latest(WarmthAnswer.answer).label("answer"),
-            _latest(WarmthAnswer.note).label("answer_note"),
+            _latest("answer").label("answer"),
+            _latest("note").label("answer_note"),
         )
         .join(acc, acc.account_id == lead.account_id, isouter=True)
         .join(p, p.partner_id == lead.partner_id, isouter=True)
@@ -250,7 +222,7 @@ def overdue_motions(
         ids = (
             select(Lead.lead_id)
             .where(Lead.status == status, Lead.due_at < now,
-                   Lead.action.in_(_late_actions(status)))
+                   Lead.action.in_(late_actions(status)))
             .order_by(Lead.status, Lead.due_at, Lead.lead_id)
             .limit(offset + limit)
         )
@@ -266,7 +238,7 @@ def overdue_counts(conn: Connection, now: datetime, *, cap: int | None = None) -
         late = (
             select(Lead.lead_id)
             .where(Lead.status == status, Lead.due_at < now,
-                   Lead.action.in_(_late_actions(status)))
+                   Lead.action.in_(late_actions(status)))
         )
         if cap is not None:
             late = late.limit(cap)

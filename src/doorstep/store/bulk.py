@@ -1,33 +1,26 @@
-"""The lead event log: every transition in a lead's life, appended, never changed."""
+"""Bulk writes straight through the driver, chunked IN lists: the store helpers every stage uses."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import JSON, Column, Connection, DateTime, Table, select
+from sqlalchemy import JSON, Column, Connection, DateTime, Table
 
-from doorstep.store.models import Base, LeadEvent
+from doorstep.store.models import Base
 
 _CHUNK = 10_000
-_EVENT_COLUMNS = ("lead_id", "kind", "from_status", "to_status", "actor", "at", "detail")
+# Bound parameters per IN list: well under SQLite's and PostgreSQL's limits.
+IN_CHUNK = 5_000
+T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Event:
-    """One transition of one lead: what happened, from which status to which, who, when."""
-
-    lead_id: str
-    kind: str
-    to_status: str | None
-    actor: str
-    at: datetime
-    from_status: str | None = None
-    detail: dict[str, Any] | None = None
-    event_id: int | None = None
+def in_chunks(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
+    """`values` in slices short enough for one `IN (...)` list."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 class RawJSON(str):
@@ -105,39 +98,3 @@ def bulk_write(
         ]
         conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
     return len(rows)
-
-
-def record_events(conn: Connection, events: Iterable[Event]) -> int:
-    """Append events to the log in the caller's transaction; returns how many were written."""
-    rows = [{name: getattr(e, name) for name in _EVENT_COLUMNS} for e in events]
-    return bulk_write(conn, table_of(LeadEvent), rows)
-
-
-def lead_history(conn: Connection, lead_id: str) -> list[Event]:
-    """Every event of one lead, oldest first."""
-    rows = conn.execute(
-        select(LeadEvent)
-        .where(LeadEvent.lead_id == lead_id)
-        .order_by(LeadEvent.at, LeadEvent.event_id)
-    )
-    return [
-        Event(
-            lead_id=r.lead_id,
-            kind=r.kind,
-            to_status=r.to_status,
-            actor=r.actor,
-            at=r.at,
-            from_status=r.from_status,
-            detail=r.detail,
-            event_id=r.event_id,
-        )
-        for r in rows
-    ]
-
-
-def status_from_history(history: Sequence[Event]) -> str | None:
-    """A lead's current status as its history tells it: the last status it moved to."""
-    for event in reversed(history):
-        if event.to_status is not None:
-            return event.to_status
-    return None

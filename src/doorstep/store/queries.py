@@ -1,0 +1,91 @@
+"""Facts several stages read, each defined by one query: the latest warmth answer.
+
+The latest answer of a partner about one of its accounts is the one with the greatest
+`answered_at`; the table's key (partner, account, answered_at) makes it unique, so there is no
+tie to break. Every stage, page and report reads it through `latest_answer` or `latest_answers`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+from sqlalchemy.orm import aliased
+
+from doorstep.store.models import WarmthAnswer
+
+
+@dataclass(frozen=True, slots=True)
+class LatestAnswer:
+    """A partner's latest answer on one of its accounts."""
+
+    answer: str
+    answered_at: datetime
+    note: str | None = None
+    answered_by: str | None = None
+
+
+def latest_answer(column: Any, partner_id: Any, partner_account_id: Any) -> Any:
+    """A scalar subquery: `column` of the latest answer on (partner_id, partner_account_id),
+    correlated to the enclosing query's columns."""
+    a = aliased(WarmthAnswer)
+    newest = (
+        select(func.max(a.answered_at))
+        .where(a.partner_id == partner_id, a.partner_account_id == partner_account_id)
+        .scalar_subquery()
+    )
+    w = aliased(WarmthAnswer)
+    return (
+        select(getattr(w, column))
+        .where(
+            w.partner_id == partner_id,
+            w.partner_account_id == partner_account_id,
+            w.answered_at == newest,
+        )
+        .scalar_subquery()
+    )
+
+
+def latest_answers_select(partner_id: str | None = None) -> Any:
+    """The latest answer per (partner, partner account): one row each."""
+    a = WarmthAnswer
+    newer = aliased(WarmthAnswer)
+    newest = (
+        select(func.max(newer.answered_at))
+        .where(newer.partner_id == a.partner_id,
+               newer.partner_account_id == a.partner_account_id)
+        .scalar_subquery()
+    )
+    query = select(
+        a.partner_id, a.partner_account_id, a.answer, a.answered_at, a.note, a.answered_by
+    ).where(a.answered_at == newest)
+    if partner_id is not None:
+        query = query.where(a.partner_id == partner_id)
+    return query
+
+
+def latest_answers(
+    conn: Connection, partner_id: str | None = None
+) -> dict[tuple[str, str], LatestAnswer]:
+    """The latest answer per (partner_id, partner_account_id), of one partner or of all."""
+    return {
+        (pid, paid): LatestAnswer(answer, answered_at, note, by)
+        for pid, paid, answer, answered_at, note, by in conn.execute(
+            latest_answers_select(partner_id)
+        )
+    }
+
+
+def compiled_sql(conn: Connection, statement: Any) -> str:
+    """A select as SQL text for this connection's database, its values inlined."""
+    return str(statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+
+
+def chunked_in(column: Any, values: Sequence[Any]) -> list[Any]:
+    """`column IN (...)` conditions, one per slice of `values` short enough for one statement."""
+    from doorstep.store.bulk import in_chunks
+
+    return [column.in_(list(chunk)) for chunk in in_chunks(values)]

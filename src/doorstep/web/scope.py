@@ -1,0 +1,58 @@
+"""What a caller may see and do: one layer under both the pages and the API.
+
+A record outside the caller's scope raises `OutOfScope`, which both surfaces answer as 404,
+exactly as if it did not exist. Owner actions go through `owner_action` alone.
+"""
+
+from __future__ import annotations
+
+from doorstep.act import LeadActionError, LeadChange, accept_lead, mark_intro_made, reject_lead
+from doorstep.web.auth import REP, Principal
+from doorstep.web.deps import AppContext, now
+from doorstep.web.queries import LeadView, lead_by_id
+
+ACCEPT, REJECT, INTRO = "accept", "reject", "intro"
+DONE_WORDS = {ACCEPT: "accepted", REJECT: "rejected", INTRO: "marked intro made"}
+
+__all__ = ["ACCEPT", "DONE_WORDS", "INTRO", "REJECT", "LeadActionError", "OutOfScope"]
+
+
+class OutOfScope(LookupError):
+    """The record does not exist for this caller."""
+
+
+def lead_in_scope(ctx: AppContext, principal: Principal, lead_id: str) -> LeadView:
+    """The lead if the caller may see it: staff any lead, a rep only the leads routed to them."""
+    with ctx.workspace.store.engine.connect() as conn:
+        lead = lead_by_id(conn, lead_id, now())
+    if lead is None or (principal.role == REP and lead.owner_id != principal.rep_id):
+        raise OutOfScope(f"there is no lead {lead_id}.")
+    return lead
+
+
+def owner_action(
+    ctx: AppContext,
+    principal: Principal,
+    lead_id: str,
+    kind: str,
+    *,
+    reason: str = "",
+    note: str | None = None,
+) -> LeadChange:
+    """Accept, reject (with a reason) or mark the intro made, as the lead's owner.
+
+    Raises OutOfScope for a lead the caller may not see and LeadActionError for a move the
+    lead's status does not allow; a change marks the dashboard's numbers stale.
+    """
+    lead_in_scope(ctx, principal, lead_id)
+    actor = principal.rep_id
+    if kind == ACCEPT:
+        change = accept_lead(ctx.workspace, lead_id, actor=actor)
+    elif kind == REJECT:
+        change = reject_lead(ctx.workspace, lead_id, reason, note=note or None, actor=actor)
+    elif kind == INTRO:
+        change = mark_intro_made(ctx.workspace, lead_id, actor=actor)
+    else:
+        raise LeadActionError(f"there is no lead action {kind!r}.")
+    ctx.snapshots.invalidate()
+    return change
