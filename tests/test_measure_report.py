@@ -215,7 +215,7 @@ def test_breakdowns_by_partner_relationship_answer_warmth_and_rejection(
 
     # imported partner-sourced history and doorstep's own EQLs are rows of their own
     assert rows("partner") == {"P1 Cloudway · doorstep EQLs": (3, 1),
-                               "P1 Cloudway · imported partner-sourced history": (2, 1)}
+                               "P1 Cloudway · imported history": (2, 1)}
     assert rows("partner", "candidate") == {"P1 Cloudway · doorstep EQLs": (1, 1)}
     assert {(r.partner_id, r.origin) for r in parts["partner"].rows} == {
         ("P1", "doorstep"), ("P1", "imported")}

@@ -18,7 +18,7 @@ MQL = "mql"
 CANDIDATE = "candidate"
 DOORSTEP = "doorstep"
 IMPORTED = "imported"
-ORIGIN_LABELS = {IMPORTED: "imported partner-sourced history", DOORSTEP: "doorstep EQLs"}
+ORIGIN_LABELS = {IMPORTED: "imported history", DOORSTEP: "doorstep EQLs"}
 # A Kaplan–Meier curve is drawn only while at least this many leads are still followed.
 MIN_AT_RISK = 10
 
