@@ -10,7 +10,7 @@ The CLI's `doorstep run` and `doorstep demo` call `run`; each single-stage comma
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -117,5 +117,3 @@ def run(
         result.results[name] = run_stage(workspace, name, now=now, send=send, hooks=hooks)
     return result
 
-
-StageCall = Callable[[Workspace], Any]

@@ -36,7 +36,6 @@ from doorstep.lifecycle import (
     ACTION_LABELS,
     EQL,
     INTRO_REQUESTED,
-    MOTION_DONE,
     OPEN_STATUSES,
     PARTNER_ACTIONS,
     PARTNER_INTRO,
@@ -59,7 +58,6 @@ from doorstep.store.times import naive_utc
 from doorstep.workspace import Workspace
 
 ACTOR = "doorstep act"
-__all__ = ["MOTION_DONE", "PARTNER_ACTIONS", "naive_utc"]
 _STATUSES_LOADED = (EQL, ROUTED, ACCEPTED, INTRO_REQUESTED)
 _ACCOUNT_FACTS = (
     "name",

@@ -7,7 +7,6 @@ tie to break. Every stage, page and report reads it through `latest_answer` or `
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -77,15 +76,3 @@ def latest_answers(
             latest_answers_select(partner_id)
         )
     }
-
-
-def compiled_sql(conn: Connection, statement: Any) -> str:
-    """A select as SQL text for this connection's database, its values inlined."""
-    return str(statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-
-
-def chunked_in(column: Any, values: Sequence[Any]) -> list[Any]:
-    """`column IN (...)` conditions, one per slice of `values` short enough for one statement."""
-    from doorstep.store.bulk import in_chunks
-
-    return [column.in_(list(chunk)) for chunk in in_chunks(values)]

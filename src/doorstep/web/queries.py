@@ -25,7 +25,6 @@ from doorstep.store.models import (
 )
 from doorstep.store.queries import latest_answer
 
-__all__ = ["QUEUE_STATUSES", "is_overdue"]
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 # Deeper than this, an offset costs more than a page should: lists past it page by cursor.
