@@ -149,6 +149,10 @@ REFUSED = [
          expect(403, API, other_rep=404)),
     Case("POST", "/api/warmth-answers", "/api/warmth-answers", expect(403, API, partner=404),
          json={"partner_account_id": "y3", "answer": "strong"}),
+    # Partner installs authenticate by signature, not as users: an unsigned body is refused
+    # whoever sends it.
+    *(Case("POST", path, path, expect(403, 403), json={"kind": "psi_request", "body": {}})
+      for path in ("/api/share/psi", "/api/share/fields", "/api/share/bundle")),
 ]
 # Who may make each refused request on their own records (not in the refused matrix).
 ALLOWED_ELSEWHERE = {
@@ -158,6 +162,7 @@ ALLOWED_ELSEWHERE = {
     "/dashboard/refresh": STAFF, "/api/leads/{lead_id}/accept": ("rep",),
     "/api/leads/{lead_id}/reject": ("rep",), "/api/leads/{lead_id}/intro-made": ("rep",),
     "/api/warmth-answers": ("other_partner",),
+    "/api/share/psi": (), "/api/share/fields": (), "/api/share/bundle": (),
 }
 PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/healthz"), ("POST", "/logout")}
 

@@ -33,6 +33,7 @@ from doorstep.ingest.contract import RELATIONSHIPS, TABLES
 from doorstep.map import POPULATIONS, MapReport, overlap_matrix
 from doorstep.pipeline import run_stage
 from doorstep.qualify import QualifyReport, funnel
+from doorstep.share import ShareError
 from doorstep.store.export import EXPORTS, write_csv
 from doorstep.web.commands import register as register_web_commands
 from doorstep.workspace import Workspace, open_workspace
@@ -48,7 +49,7 @@ err = Console(stderr=True)
 
 WorkspacePath = Annotated[Path, typer.Argument(help="The workspace folder.")]
 
-USER_ERRORS = (ConfigError, ImportFailure, LeadActionError)
+USER_ERRORS = (ConfigError, ImportFailure, LeadActionError, ShareError)
 
 
 def _fail(message: str) -> None:
@@ -461,6 +462,113 @@ SHOWN = _Shown()
 def run_pipeline(workspace: Workspace, *, send: bool = True) -> None:
     """Every stage in order (`doorstep.pipeline.run`), each printing its own summary."""
     pipeline.run(workspace, send=send, hooks=SHOWN)
+
+
+partner_app = typer.Typer(help="Link this install with a partner's own doorstep install.",
+                          no_args_is_help=True)
+app.add_typer(partner_app, name="partner")
+share_app = typer.Typer(
+    help="Exchange accounts with a linked partner install, sharing only what [sharing] allows.",
+    no_args_is_help=True,
+)
+app.add_typer(share_app, name="share")
+PartnerOption = Annotated[str, typer.Option("--partner", help="The partner id in this workspace.")]
+
+
+@partner_app.command("key")
+def partner_key(path: WorkspacePath) -> None:
+    """Print this install's public key on one line, to send to a partner."""
+    from doorstep.share import own_public_key
+
+    with user_errors():
+        sys.stdout.write(own_public_key(_open(path)) + "\n")
+
+
+@partner_app.command("link")
+def partner_link(
+    path: WorkspacePath,
+    partner: PartnerOption,
+    key: Annotated[str, typer.Option("--key", help="The line the partner's `partner key` prints.")],
+    url: Annotated[str | None, typer.Option("--url", help="The partner's doorstep serve address.")]
+    = None,
+) -> None:
+    """Record a partner install's public key and, optionally, its server address."""
+    from doorstep.share import link_partner
+
+    with user_errors():
+        link = link_partner(_open(path), partner, key, url)
+    console.print(f"Linked partner {link.partner_id}" + (f" at {link.url}." if link.url else "."))
+
+
+def _print_bundle(verb: str, report: Any) -> None:
+    shared = ", ".join(f"{name} {level}" for name, level in sorted(report.levels.items())
+                       if level != "hidden") or "nothing (every population hidden)"
+    counts = ", ".join(f"{name} {n:,}" for name, n in sorted(report.counts.items())) or "none"
+    console.print(f"{verb} {report.records:,} records for partner {report.partner_id}; "
+                  f"in force: {shared}; overlap counts: {counts}.")
+
+
+@share_app.command("export")
+def share_export(
+    path: WorkspacePath,
+    partner: PartnerOption,
+    out: Annotated[Path, typer.Option("--out", help="The bundle file to write.")],
+) -> None:
+    """Write a signed bundle for a linked partner holding only what the policy in force allows."""
+    from doorstep.share import export_bundle
+
+    with user_errors():
+        report = export_bundle(_open(path), partner, out)
+    _print_bundle(f"Wrote {out}:", report)
+
+
+@share_app.command("import")
+def share_import(
+    path: WorkspacePath,
+    file: Annotated[Path, typer.Argument(help="The bundle file the partner sent.")],
+) -> None:
+    """Verify a partner's bundle, then load it as that partner's accounts."""
+    from doorstep.share import import_bundle
+
+    with user_errors():
+        report = import_bundle(_open(path), file)
+    if not report.changed:
+        console.print(f"Bundle {report.bundle_id} of partner {report.partner_id} is already "
+                      "loaded; nothing changed.")
+        return
+    _print_bundle("Loaded", report)
+    console.print(f"Next: doorstep map {path}")
+
+
+@share_app.command("sync")
+def share_sync(
+    path: WorkspacePath,
+    partner: PartnerOption,
+    private: Annotated[bool, typer.Option(
+        "--private", help="Private set intersection: no list crosses over, only the overlap."
+    )] = False,
+) -> None:
+    """Exchange with a linked partner's running doorstep: bundles, or a private overlap."""
+    from doorstep.share.private import sync_bundles, sync_private
+
+    workspace = _open(path)
+    with user_errors(), err.status(f"exchanging with partner {partner}"):
+        if not private:
+            sent, received = sync_bundles(workspace, partner)
+        else:
+            result = sync_private(workspace, partner)
+    if not private:
+        _print_bundle("Sent", sent)
+        _print_bundle("Received", received)
+        return
+    table = Table(title=f"Private overlap with {partner}", title_justify="left")
+    for column in ("our population", "their population", "overlap"):
+        table.add_column(column, justify="right" if column == "overlap" else "left")
+    for (ours, theirs), n in sorted(result.sizes.items()):
+        table.add_row(ours, f"{theirs} ({result.levels.get(theirs, '?')})", f"{n:,}")
+    console.print(table)
+    console.print(f"Loaded {result.records:,} shared records of partner {partner} "
+                  f"(our set: {result.our_set_size:,} keys). Next: doorstep map {path}")
 
 
 register_web_commands(app)

@@ -199,8 +199,57 @@ class WebConfig(_Section):
     share_amounts: bool = Field(False, description="show opportunity amounts to partners")
 
 
+SharingLevel = Literal["hidden", "counts", "overlaps", "full"]
+SHARING_LEVELS: tuple[str, ...] = ("hidden", "counts", "overlaps", "full")
+DEFAULT_SHARED_FIELDS = ["name", "website", "country", "relationship"]
+
+
+class PopulationConfig(_Section):
+    side: Literal["ours", "partner"] = Field(
+        "ours", description="whose accounts the population filters: ours or a partner's"
+    )
+    when: dict[str, Condition] = Field(
+        default_factory=dict, description="conditions on any column or attribute, all must hold"
+    )
+
+
+class SharingPolicy(BaseModel):
+    """What we let one partner see: a level per population of ours, and the fields shown."""
+
+    model_config = ConfigDict(extra="allow")
+    fields: list[str] = Field(default_factory=lambda: list(DEFAULT_SHARED_FIELDS))
+
+    @model_validator(mode="after")
+    def _levels_are_known(self) -> SharingPolicy:
+        for name, level in (self.model_extra or {}).items():
+            if level not in SHARING_LEVELS:
+                raise ValueError(
+                    f"population '{name}' has level {level!r}; use one of "
+                    f"{', '.join(SHARING_LEVELS)}"
+                )
+        return self
+
+    def levels(self) -> dict[str, str]:
+        """The level set for each named population (unnamed ones are hidden)."""
+        return {str(k): str(v) for k, v in (self.model_extra or {}).items()}
+
+
+class ShareConfig(_Section):
+    max_message_age_seconds: int = Field(300, ge=1, description="older signed messages are refused")
+    min_set_size: int = Field(20, ge=1, description="a private sync refuses smaller sets")
+    max_syncs_per_day: int = Field(10, ge=1, description="private syncs per partner per day")
+    min_set_change: int = Field(
+        5, ge=0, description="refuse a set whose size moved by fewer records than this since the "
+        "last sync, but not by none (differential probing)"
+    )
+
+
 class Config(_Section):
     """Everything in doorstep.toml; every key has a default."""
+
+    populations: dict[str, PopulationConfig] = Field(default_factory=dict)
+    sharing: dict[str, SharingPolicy] = Field(default_factory=dict)
+    share: ShareConfig = Field(default_factory=lambda: ShareConfig())
 
     store: StoreConfig = Field(default_factory=lambda: StoreConfig())
     icp: IcpConfig = Field(default_factory=lambda: IcpConfig())

@@ -285,3 +285,40 @@ Index("ix_leads_partner_updated", Lead.partner_id, Lead.updated_at, Lead.lead_id
 Index("ix_leads_owner_due", Lead.owner_id, Lead.due_at, Lead.lead_id)
 Index("ix_leads_status_due", Lead.status, Lead.due_at, Lead.lead_id)
 Index("ix_overlaps_partner", Overlap.partner_id, Overlap.partner_account_id)
+
+
+# --- partner exchange ----------------------------------------------------------------------
+
+
+class PartnerLink(Base):
+    """Another doorstep install we exchange with: its public key, address and declared levels."""
+
+    __tablename__ = "partner_links"
+    partner_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    public_key: Mapped[str] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    their_levels: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    linked_at: Mapped[datetime] = mapped_column(DateTime)
+    bundle_id: Mapped[str | None] = mapped_column(String(64))
+    bundle_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class ShareNonce(Base):
+    """A signed message's nonce, kept so that a replay of it is refused."""
+
+    __tablename__ = "share_nonces"
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    partner_id: Mapped[str] = mapped_column(String(200))
+    seen_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class ShareAudit(Base):
+    """One exchange with a partner install: what kind, its outcome, counts only, never records."""
+
+    __tablename__ = "share_audit"
+    audit_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    partner_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(40))
+    outcome: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(DateTime)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)

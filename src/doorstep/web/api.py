@@ -30,6 +30,9 @@ from doorstep.feedback import (
 )
 from doorstep.feedback.warmth import ANSWERED, OPEN
 from doorstep.measure import report_json
+from doorstep.share.bundle import exchange_bundles
+from doorstep.share.identity import ShareError
+from doorstep.share.private import serve_fields, serve_psi
 from doorstep.track import lead_history
 from doorstep.web.auth import PARTNER, REP, ROLES, STAFF, Principal
 from doorstep.web.deps import AppContext, Context, cursor_of, now, parse_cursor, require
@@ -483,3 +486,32 @@ def get_report(ctx: Context, principal: Staff) -> dict[str, Any]:
         raise HTTPException(503, "the report is being computed; retry shortly.",
                             headers={"Retry-After": "5"})
     return {"computed_at": snapshot.computed_at.isoformat(), **report_json(snapshot.report)}
+
+
+# --- partner exchange (another doorstep install; authenticated by its signature, not a user) --
+
+
+def _exchange(ctx: AppContext, serve: Any, message: dict[str, Any]) -> dict[str, Any]:
+    try:
+        answer: dict[str, Any] = serve(ctx.workspace, message)
+    except ShareError as exc:
+        raise HTTPException(403, str(exc)) from exc
+    return answer
+
+
+@router.post("/share/psi")
+def post_share_psi(ctx: Context, message: dict[str, Any]) -> dict[str, Any]:
+    """A linked partner install's private-set-intersection request (a signed message)."""
+    return _exchange(ctx, serve_psi, message)
+
+
+@router.post("/share/fields")
+def post_share_fields(ctx: Context, message: dict[str, Any]) -> dict[str, Any]:
+    """A linked partner install asks for the shared fields of the records in common."""
+    return _exchange(ctx, serve_fields, message)
+
+
+@router.post("/share/bundle")
+def post_share_bundle(ctx: Context, message: dict[str, Any]) -> dict[str, Any]:
+    """A linked partner install sends its bundle and receives ours (an online exchange)."""
+    return _exchange(ctx, exchange_bundles, message)
