@@ -128,6 +128,15 @@ WON_AMOUNT = 51234.0  # on a1, p1's lead
 LOST_AMOUNT = 77777.0  # on a2, p2's lead
 
 
+# Both partners may see their overlaps with every population of ours (sharing is hidden by
+# default); tests of the levels themselves set their own.
+SHARING = "".join(
+    f'[sharing.{pid}]\ncustomers = "overlaps"\nopen_opportunities = "overlaps"\n'
+    f'prospects = "overlaps"\n\n'
+    for pid in ("p1", "p2")
+)
+
+
 def build_web_world(folder: Path, store_url: str, *, toml: str = "") -> Workspace:
     """Two partners' leads through every stage: p1's a1 won after an intro, p2's a2 lost.
 
@@ -136,7 +145,8 @@ def build_web_world(folder: Path, store_url: str, *, toml: str = "") -> Workspac
     """
     folder.mkdir(parents=True, exist_ok=True)
     (folder / CONFIG_FILE).write_text(
-        f'[store]\nurl = "{store_url}"\n\n[measure]\nwindow_days = 30\n\n{toml}', encoding="utf-8"
+        f'[store]\nurl = "{store_url}"\n\n[measure]\nwindow_days = 30\n\n{SHARING}{toml}',
+        encoding="utf-8",
     )
     for name, rows in WEB_WORLD.items():
         write_table(folder, name, rows)
@@ -192,7 +202,8 @@ def fresh_web_world(
     shutil.copyfile(_SQLITE_TEMPLATES[key], target)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / CONFIG_FILE).write_text(
-        f'[store]\nurl = "{store_url}"\n\n[measure]\nwindow_days = 30\n', encoding="utf-8"
+        f'[store]\nurl = "{store_url}"\n\n[measure]\nwindow_days = 30\n\n{SHARING}',
+        encoding="utf-8",
     )
     return open_workspace(folder)
 

@@ -45,6 +45,10 @@ fields = ["name", "website", "relationship"]
 [share]
 min_set_size = 10
 min_set_change = 3
+
+[populations.large]
+side = "ours"
+when = { employees = { min = 300 } }
 """
 BOREALIS_TOML = """
 [sharing.ACME]
@@ -77,8 +81,7 @@ def build_install(folder: Path, prefix: str, only: list[tuple[str, str]], toml: 
     ]
     write_csv(data / "accounts.csv", accounts)
     write_csv(data / "reps.csv", [{"rep_id": "r1", "name": "Rae", "email": "rae@example.com"}])
-    with (folder / "doorstep.toml").open("a", encoding="utf-8") as f:
-        f.write(toml)
+    (folder / "doorstep.toml").write_text(toml, encoding="utf-8")  # the defaults, and these
     result = runner.invoke(app, ["import", str(folder)])
     assert result.exit_code == 0, result.output
     return folder
@@ -256,6 +259,13 @@ def test_a_private_sync_finds_the_overlap_and_nothing_else_crosses(
     lines = [r for r in csv.DictReader(out.open(encoding="utf-8")) if r["partner_id"] == "BOR"]
     assert len(lines) == SHARED // 2 and {r["method"] for r in lines} == {"shared_id"}
     assert {r["account_id"] for r in lines} == {f"A-{i}" for i in range(SHARED // 2)}
+    matrix = acme / "matrix.csv"
+    assert runner.invoke(app, ["export", str(acme), "matrix", "--out", str(matrix)]).exit_code == 0
+    cells = {(r["partner_id"], r["our_population"]): r
+             for r in csv.DictReader(matrix.open(encoding="utf-8"))}
+    assert cells[("BOR", "customers")]["customers"] == str(SHARED // 2)
+    assert cells[("BOR", "large")]["customers"] == str(SHARED // 2)  # a custom population
+    assert cells[("BOR", "prospects")]["customers"] == "0"
     # nothing of Borealis's other records anywhere in Acme's workspace; the common prospects
     # it shares only as a count are counted, never loaded (the names check above)
     assert_never_stored(acme, BOREALIS_ONLY)

@@ -29,8 +29,8 @@ from doorstep.act import (
 from doorstep.config import ConfigError
 from doorstep.demo import DEMO_PASSWORD, create_demo_users, create_demo_workspace
 from doorstep.ingest import ImportFailure, ImportReport, init_workspace
-from doorstep.ingest.contract import RELATIONSHIPS, TABLES
-from doorstep.map import POPULATIONS, MapReport, overlap_matrix
+from doorstep.ingest.contract import TABLES
+from doorstep.map import MapReport
 from doorstep.pipeline import run_stage
 from doorstep.qualify import QualifyReport, funnel
 from doorstep.share import ShareError
@@ -49,6 +49,7 @@ err = Console(stderr=True)
 
 WorkspacePath = Annotated[Path, typer.Argument(help="The workspace folder.")]
 
+EXPORT_TABLES = (*EXPORTS, "matrix")
 USER_ERRORS = (ConfigError, ImportFailure, LeadActionError, ShareError)
 
 
@@ -152,19 +153,27 @@ def import_(path: WorkspacePath) -> None:
 @app.command()
 def export(
     path: WorkspacePath,
-    table: Annotated[str, typer.Argument(help=f"One of: {', '.join(EXPORTS)}.")],
+    table: Annotated[str, typer.Argument(help=f"One of: {', '.join(EXPORT_TABLES)}.")],
     out: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
 ) -> None:
-    """Write one of doorstep's tables as CSV."""
-    if table not in EXPORTS:
-        err.print(f"error: unknown table '{table}'; choose one of: {', '.join(EXPORTS)}.")
+    """Write one of doorstep's tables (or the overlap matrix) as CSV."""
+    if table not in EXPORT_TABLES:
+        err.print(f"error: unknown table '{table}'; choose one of: {', '.join(EXPORT_TABLES)}.")
         raise typer.Exit(2)
     workspace = _open(path)
+
+    def write(target: Any) -> int:
+        if table == "matrix":
+            from doorstep.share.policy import overlap_matrix, write_matrix_csv
+
+            return write_matrix_csv(overlap_matrix(workspace), target)
+        return write_csv(workspace.store, table, target)
+
     if out is None:
-        write_csv(workspace.store, table, sys.stdout)
+        write(sys.stdout)
         return
     with out.open("w", newline="", encoding="utf-8") as f:
-        count = write_csv(workspace.store, table, f)
+        count = write(f)
     err.print(f"wrote {count:,} rows to {out}")
 
 
@@ -195,23 +204,24 @@ def print_map(workspace: Workspace, report: MapReport) -> None:
         f"{report.inserted:,} new, {report.updated:,} changed, {report.removed:,} removed, "
         f"{report.unchanged:,} unchanged."
     )
+    from doorstep.share.policy import overlap_matrix
+
     matrix = overlap_matrix(workspace)
     if matrix:
-        table = Table(
-            title="Overlap matrix: our accounts x the partner's relationship", title_justify="left"
-        )
+        table = Table(title="Overlap matrix: our populations x the partner's",
+                      title_justify="left")
         table.add_column("partner")
-        table.add_column("our accounts")
-        for rel in RELATIONSHIPS:
-            table.add_column(f"partner {rel}", justify="right")
-        for partner_id in sorted(matrix):
-            for i, population in enumerate(POPULATIONS):
-                cells = [matrix[partner_id].get((population, rel), 0) for rel in RELATIONSHIPS]
+        table.add_column("ours")
+        for theirs in matrix.theirs:
+            table.add_column(f"their {theirs}".replace("_", " "), justify="right")
+        for partner_id in sorted(matrix.cells):
+            for i, population in enumerate(matrix.ours):
+                cells = [matrix.cells[partner_id].get((population, t), 0) for t in matrix.theirs]
                 table.add_row(
                     partner_id if i == 0 else "",
-                    population,
+                    population.replace("_", " "),
                     *(f"{c:,}" for c in cells),
-                    end_section=i == len(POPULATIONS) - 1,
+                    end_section=i == len(matrix.ours) - 1,
                 )
         console.print(table)
 

@@ -401,4 +401,24 @@ holdout_share = 0.0
 [web]
 # Show opportunity amounts to partner users in the portal.
 share_amounts = false
+
+[share]
+# Guards of the private sync (doorstep share sync --private) against probing.
+max_message_age_seconds = 300
+min_set_size = 20
+max_syncs_per_day = 10
+min_set_change = 5
+
+# What each partner may see of each population of ours: hidden (the default), counts,
+# overlaps or full. The level in force is the weaker of ours and the partner's own.
+# [sharing.P01]
+# customers = "overlaps"
+# open_opportunities = "overlaps"
+# prospects = "counts"
+# fields = ["name", "website", "country", "relationship"]
+
+# Custom populations: filters on any column or attribute of our (or a partner's) accounts.
+# [populations.enterprise]
+# side = "ours"
+# when = { employees = { min = 1000 }, industry = ["software", "fintech"] }
 """

@@ -23,11 +23,17 @@ employees_max = 5000
 """
 
 
-def demo_config() -> str:
-    """The demo's doorstep.toml: the defaults, with an ICP that some accounts miss."""
+def demo_config(partners: int = 4) -> str:
+    """The demo's doorstep.toml: the defaults, with an ICP that some accounts miss, and each
+    demo partner allowed to see its overlaps with our accounts (sharing is hidden by default)."""
     start = DEFAULT_TOML.index("[icp]")
     end = DEFAULT_TOML.index("\n[", start) + 1
-    return DEFAULT_TOML[:start] + DEMO_ICP + DEFAULT_TOML[end:]
+    sharing = "".join(
+        f'\n[sharing.P{k:02d}]   # what partner P{k:02d} may see of each population of ours\n'
+        'customers = "overlaps"\nopen_opportunities = "overlaps"\nprospects = "overlaps"\n'
+        for k in range(1, partners + 1)
+    )
+    return DEFAULT_TOML[:start] + DEMO_ICP + DEFAULT_TOML[end:] + sharing
 
 
 def create_demo_workspace(
@@ -51,7 +57,7 @@ def create_demo_workspace(
     summary = generate_world(
         path, accounts=accounts, partners=partners, seed=seed, today=today, progress=progress
     )
-    (path / CONFIG_FILE).write_text(demo_config(), encoding="utf-8")
+    (path / CONFIG_FILE).write_text(demo_config(partners), encoding="utf-8")
     return summary
 
 

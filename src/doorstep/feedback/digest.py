@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import IO, Any
 
@@ -38,6 +38,7 @@ from doorstep.measure.attribution import lead_outcomes
 from doorstep.measure.model import DOORSTEP, Conversion, Report
 from doorstep.measure.report import build_report
 from doorstep.qualify.warmth import POSITIVE_ANSWERS
+from doorstep.share.policy import COUNTS, OVERLAPS, sees_all, visible_clause
 from doorstep.store.bulk import in_chunks
 from doorstep.store.export import csv_cell
 from doorstep.store.models import (
@@ -157,7 +158,7 @@ class Digest:
 # --- reading one partner's (or every partner's) surfaced leads --------------------------------
 
 
-def _surfaced_query(partner_id: str | None) -> Any:
+def _surfaced_query(partner_id: str | None, visible: Any = None) -> Any:
     lead, pa_ = Lead, PartnerAccount
     query = (
         select(
@@ -185,6 +186,8 @@ def _surfaced_query(partner_id: str | None) -> Any:
     )
     if partner_id is not None:
         query = query.where(lead.partner_id == partner_id)
+    if visible is not None:
+        query = query.where(visible)
     return query
 
 
@@ -334,12 +337,22 @@ def _surfaced_lead(
     )
 
 
+def partner_sees(conn: Connection, config: Config, partner_id: str, floor: str,
+                 column: Any = Lead.account_id) -> Any:
+    """The condition a partner-facing read of this partner adds: its sharing level in force."""
+    return visible_clause(conn, config, partner_id, column, floor)
+
+
 def _load_surfaced(
-    workspace: Workspace, partner_id: str | None, now: datetime, amounts: bool
+    workspace: Workspace, partner_id: str | None, now: datetime, amounts: bool,
+    floor: str | None = None,
 ) -> tuple[list[SurfacedLead], dict[str, LeadOpportunity], list[Any]]:
-    """Every surfaced lead of one partner (or of all), with events and attributed opportunities."""
+    """Every surfaced lead of one partner (or of all), with events and attributed opportunities;
+    with `floor`, only those the partner may see at that sharing level or above."""
     with workspace.store.engine.connect() as conn:
-        rows = list(conn.execute(_surfaced_query(partner_id).order_by(Lead.lead_id)))
+        visible = (partner_sees(conn, workspace.config, partner_id, floor)
+                   if partner_id is not None and floor is not None else None)
+        rows = list(conn.execute(_surfaced_query(partner_id, visible).order_by(Lead.lead_id)))
         events = _events_of(conn, None, partner_id)
         keys = [
             (r.lead_id, r.account_id, events.get(r.lead_id, {}).get("eql_at") or r.created_at)
@@ -364,13 +377,15 @@ def surfaced_leads_page(
     before: tuple[datetime, str] | None = None,
     offset: int = 0,
     limit: int = 50,
+    visible: Any = None,
 ) -> list[SurfacedLead]:
     """One page of a partner's surfaced leads, most recently changed first (index-backed).
 
     `before` (updated_at, lead_id) of the last lead of the page before pages at any depth;
-    `opportunities` are the attributed opportunities computed beforehand (see `scorecards`).
+    `opportunities` are the attributed opportunities computed beforehand (see `scorecards`);
+    `visible` is the partner's `partner_sees` condition.
     """
-    query = _surfaced_query(partner_id)
+    query = _surfaced_query(partner_id, visible)
     if before is not None:
         query = query.where(tuple_(Lead.updated_at, Lead.lead_id) < tuple_(*before))
     rows = list(
@@ -392,9 +407,11 @@ def surfaced_lead(
     *,
     opportunities: Mapping[str, LeadOpportunity],
     amounts: bool,
+    visible: Any = None,
 ) -> SurfacedLead | None:
-    """One lead this partner surfaced; None when it is not one (another partner's, or none)."""
-    row = conn.execute(_surfaced_query(partner_id).where(Lead.lead_id == lead_id)).first()
+    """One lead this partner surfaced and may see; None when it is not one."""
+    row = conn.execute(_surfaced_query(partner_id, visible).where(Lead.lead_id == lead_id)
+                       ).first()
     if row is None:
         return None
     events = _events_of(conn, [lead_id], partner_id).get(lead_id, {})
@@ -404,13 +421,17 @@ def surfaced_lead(
 # --- the scorecard ---------------------------------------------------------------------------
 
 
-def _warmth_counts(conn: Connection, partner_id: str | None) -> dict[str, tuple[int, int, int]]:
+def _warmth_counts(
+    conn: Connection, partner_id: str | None, visible: Any = None
+) -> dict[str, tuple[int, int, int]]:
     """Per partner: warmth checks asked, answered, and answered strong or some."""
     w = WarmthRequest
     latest = latest_answer("answer", w.partner_id, w.partner_account_id)
     query = select(w.partner_id, latest.label("answer"))
     if partner_id is not None:
         query = query.where(w.partner_id == partner_id)
+    if visible is not None:
+        query = query.where(visible)
     counts: dict[str, list[int]] = {}
     for pid, answer in conn.execute(query):
         c = counts.setdefault(pid, [0, 0, 0])
@@ -420,11 +441,15 @@ def _warmth_counts(conn: Connection, partner_id: str | None) -> dict[str, tuple[
     return {pid: (c[0], c[1], c[2]) for pid, c in counts.items()}
 
 
-def _shared_counts(conn: Connection, partner_id: str | None) -> dict[str, int]:
+def _shared_counts(
+    conn: Connection, partner_id: str | None, visible: Any = None
+) -> dict[str, int]:
     """Per partner: our leads (accounts) on its path, surfaced or not."""
     query = select(Lead.partner_id, func.count()).where(Lead.partner_id.is_not(None))
     if partner_id is not None:
         query = query.where(Lead.partner_id == partner_id)
+    if visible is not None:
+        query = query.where(visible)
     return {str(pid): int(n) for pid, n in conn.execute(query.group_by(Lead.partner_id))}
 
 
@@ -553,13 +578,23 @@ def partner_digest(
     """
     moment = naive_utc(now)
     shown = share_amounts(workspace.config) if amounts is None else amounts
+    config = workspace.config
     with workspace.store.engine.connect() as conn:
         partner = _partners(conn, partner_id).get(partner_id)
         if partner is None:
             raise UnknownPartner(f"there is no partner {partner_id} in this workspace.")
-        shared = _shared_counts(conn, partner_id).get(partner_id, 0)
-        warmth = _warmth_counts(conn, partner_id).get(partner_id, (0, 0, 0))
-    leads, _, rows = _load_surfaced(workspace, partner_id, moment, shown)
+        # What the partner may count (populations at `counts` or above) and see (`overlaps`).
+        counted = partner_sees(conn, config, partner_id, COUNTS)
+        restricted = not sees_all(conn, config, partner_id, COUNTS)
+        shared = _shared_counts(conn, partner_id, counted).get(partner_id, 0)
+        warmth = _warmth_counts(
+            conn, partner_id, partner_sees(conn, config, partner_id, COUNTS,
+                                           WarmthRequest.account_id)
+        ).get(partner_id, (0, 0, 0))
+    leads, _, rows = _load_surfaced(workspace, partner_id, moment, shown, COUNTS)
+    with workspace.store.engine.connect() as conn:
+        seen = {r.lead_id for r in conn.execute(_surfaced_query(
+            partner_id, partner_sees(conn, config, partner_id, OVERLAPS)))}
     if report is None:
         report = build_report(workspace, now=moment)
     label = period or period_of(moment)
@@ -574,6 +609,10 @@ def partner_digest(
         due={r.lead_id: r.due_at for r in rows},
         pipeline=sum(lead.amount or 0.0 for lead in leads) if shown else None,
     )
+    if restricted:  # the measured rate would draw on leads the partner may not count
+        card = replace(card, conversion=None)
+    # Records only where the level in force is `overlaps` or above; counts hold the rest.
+    leads = [lead for lead in leads if lead.lead_id in seen]
     leads.sort(key=lambda lead: (lead.updated_at, lead.lead_id), reverse=True)
     start = period_start(label)
     return Digest(

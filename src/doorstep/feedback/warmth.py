@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, exists, insert, select
 
+from doorstep.share.policy import OVERLAPS, visible_clause
 from doorstep.store.models import PartnerAccount, WarmthAnswer, WarmthRequest
 from doorstep.store.queries import latest_answer
 from doorstep.store.times import naive_utc
@@ -83,10 +84,12 @@ def warmth_checks(
     status: str | None = OPEN,
     offset: int = 0,
     limit: int = 50,
+    visible: Any = None,
 ) -> list[WarmthCheck]:
     """One page of warmth checks, of one partner (None: every partner), by account id.
 
-    `status` "open" lists checks nobody answered yet, "answered" the others, None both.
+    `status` "open" lists checks nobody answered yet, "answered" the others, None both;
+    `visible` is the partner's sharing condition on our account id (a partner-facing read).
     """
     w, pa_ = WarmthRequest, PartnerAccount
     query = select(
@@ -108,6 +111,8 @@ def warmth_checks(
     )
     if partner_id is not None:
         query = query.where(w.partner_id == partner_id)
+    if visible is not None:
+        query = query.where(visible)
     if status == OPEN:
         query = query.where(~_answered(w))
     elif status == ANSWERED:
@@ -174,9 +179,11 @@ def answer_warmth_check(
     moment = naive_utc(now)
     w = WarmthRequest
     with workspace.store.engine.begin() as conn:
+        # a check on an account the partner may not see does not exist for it
+        shown = visible_clause(conn, workspace.config, partner_id, w.account_id, OVERLAPS)
         asked = conn.execute(
             select(w.partner_account_id).where(
-                w.partner_id == partner_id, w.partner_account_id == partner_account_id
+                w.partner_id == partner_id, w.partner_account_id == partner_account_id, shown
             )
         ).first()
         if asked is None:

@@ -1,5 +1,5 @@
 """map: account mapping, matching our accounts against every partner's accounts."""
 
-from doorstep.map.stage import POPULATIONS, MapReport, find_overlaps, map_accounts, overlap_matrix
+from doorstep.map.stage import MapReport, find_overlaps, map_accounts
 
-__all__ = ["POPULATIONS", "MapReport", "find_overlaps", "map_accounts", "overlap_matrix"]
+__all__ = ["MapReport", "find_overlaps", "map_accounts"]

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, delete, insert, select, tuple_, update
 from doorstep.map.canonical import canonicalise
 from doorstep.map.normalize import identifying_domain, is_name_usable, website_hint
 from doorstep.store.db import hold_stage_lock
-from doorstep.store.models import Account, Opportunity, Overlap, Partner, PartnerAccount
+from doorstep.store.models import Account, Overlap, Partner, PartnerAccount
 from doorstep.workspace import Workspace
 
 MapProgress = Callable[[str], None]
@@ -355,38 +355,3 @@ def map_accounts(workspace: Workspace, *, progress: MapProgress | None = None) -
         report.by_method[r["method"]] = report.by_method.get(r["method"], 0) + 1
         report.by_partner[r["partner_id"]] = report.by_partner.get(r["partner_id"], 0) + 1
     return report
-
-
-POPULATIONS = ("customers", "open opportunities", "prospects")
-
-
-def overlap_matrix(workspace: Workspace) -> dict[str, dict[tuple[str, str], int]]:
-    """Per partner: counts of overlapping accounts by our population × partner relationship.
-
-    Our population: a customer (is_customer), else an account with an open opportunity,
-    else a prospect.
-    """
-    with workspace.store.engine.connect() as conn:
-        open_accounts = set(
-            conn.execute(
-                select(Opportunity.account_id).where(Opportunity.closed_at.is_(None))
-            ).scalars()
-        )
-        customers = set(
-            conn.execute(select(Account.account_id).where(Account.is_customer.is_(True))).scalars()
-        )
-        rows = conn.execute(
-            select(Overlap.partner_id, Overlap.account_id, Overlap.relationship).distinct()
-        ).all()
-    matrix: dict[str, dict[tuple[str, str], int]] = {}
-    for partner_id, account_id, relationship in rows:
-        population = (
-            "customers"
-            if account_id in customers
-            else "open opportunities"
-            if account_id in open_accounts
-            else "prospects"
-        )
-        cell = matrix.setdefault(partner_id, {})
-        cell[(population, relationship)] = cell.get((population, relationship), 0) + 1
-    return matrix

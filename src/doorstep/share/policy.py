@@ -17,11 +17,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, and_, exists, false, or_, select, true
 
 from doorstep.config import SHARING_LEVELS, Config
 from doorstep.qualify.motion import conditions_mismatch
-from doorstep.store.models import Account, Opportunity, PartnerLink
+from doorstep.store.models import Account, Opportunity, Overlap, PartnerAccount, PartnerLink
 
 HIDDEN, COUNTS, OVERLAPS, FULL = SHARING_LEVELS
 CUSTOMERS, OPEN_OPPORTUNITIES, PROSPECTS = "customers", "open_opportunities", "prospects"
@@ -159,3 +159,110 @@ def declared_levels(config: Config, partner_id: str) -> dict[str, str]:
     dual opt-in."""
     policy = config.sharing.get(partner_id)
     return policy.levels() if policy is not None else {}
+
+
+def _default_population(name: str) -> Any:
+    """The SQL condition on Account for one default population of ours."""
+    open_opportunity = exists(
+        select(Opportunity.opportunity_id).where(
+            Opportunity.account_id == Account.account_id, Opportunity.closed_at.is_(None))
+    )
+    customer = Account.is_customer.is_(True)
+    if name == CUSTOMERS:
+        return customer
+    not_customer = or_(Account.is_customer.is_(None), Account.is_customer.is_(False))
+    if name == OPEN_OPPORTUNITIES:
+        return and_(not_customer, open_opportunity)
+    return and_(not_customer, ~open_opportunity)
+
+
+def visible_clause(
+    conn: Connection, config: Config, partner_id: str, account_column: Any, floor: str
+) -> Any:
+    """An SQL condition on `account_column` (one of our account ids): true for the accounts
+    this partner may see at `floor` or more. Every partner-facing read filters by it."""
+    vis = partner_visibility(conn, config, partner_id)
+    shown = [name for name in OUR_DEFAULTS if at_least(vis.level(name), floor)]
+    if len(shown) == len(OUR_DEFAULTS):
+        return true()  # the defaults hold every account: nothing is left out
+    conditions = [_default_population(name) for name in shown]
+    custom = [name for name, p in config.populations.items()
+              if p.side == "ours" and name not in OUR_DEFAULTS and at_least(vis.level(name), floor)]
+    if custom:  # custom filters run in Python, once per read
+        wanted = set(custom)
+        ids = [a for a, names in our_populations(conn, config).items() if wanted & set(names)]
+        conditions.append(Account.account_id.in_(ids) if ids else false())
+    if not conditions:
+        return false()
+    return account_column.in_(select(Account.account_id).where(or_(*conditions)))
+
+
+def sees_all(conn: Connection, config: Config, partner_id: str, floor: str) -> bool:
+    """Whether the partner may see every account of ours at `floor` or above."""
+    vis = partner_visibility(conn, config, partner_id)
+    return all(at_least(vis.level(name), floor) for name in OUR_DEFAULTS)
+
+
+def partner_population_names(config: Config) -> list[str]:
+    """A partner's populations: its relationship's default, then custom partner populations."""
+    return population_names(config, "partner")
+
+
+@dataclass(frozen=True)
+class OverlapMatrix:
+    """Per partner: overlapping accounts by our population (rows) × its population (columns).
+
+    An account in several populations (a custom one beside its default) counts in each.
+    """
+
+    ours: list[str]
+    theirs: list[str]
+    cells: dict[str, dict[tuple[str, str], int]]
+
+    def __bool__(self) -> bool:
+        return bool(self.cells)
+
+
+def overlap_matrix(workspace: Any) -> OverlapMatrix:
+    """The overlap matrix of every partner, counted once per our account and cell."""
+    config = workspace.config
+    with workspace.store.engine.connect() as conn:
+        ours = our_populations(conn, config)
+        o, pa = Overlap, PartnerAccount
+        rows = conn.execute(
+            select(o.partner_id, o.account_id, o.relationship, pa.name, pa.website, pa.country,
+                   pa.attributes)
+            .join(pa, (pa.partner_id == o.partner_id)
+                  & (pa.partner_account_id == o.partner_account_id), isouter=True)
+        ).all()
+    seen: dict[str, dict[tuple[str, str], set[str]]] = {}
+    for pid, account_id, relationship, name, website, country, attributes in rows:
+        theirs = partner_record_populations(config, {
+            "relationship": relationship, "name": name, "website": website,
+            "country": country, "attributes": attributes,
+        })
+        cells = seen.setdefault(pid, {})
+        for mine in ours.get(account_id, [PROSPECTS]):
+            for their in theirs:
+                cells.setdefault((mine, their), set()).add(account_id)
+    return OverlapMatrix(
+        population_names(config, "ours"),
+        partner_population_names(config),
+        {pid: {cell: len(ids) for cell, ids in cells.items()} for pid, cells in seen.items()},
+    )
+
+
+def write_matrix_csv(matrix: OverlapMatrix, out: Any) -> int:
+    """The overlap matrix as CSV: partner, our population, then one column per theirs."""
+    import csv
+
+    writer = csv.writer(out)
+    writer.writerow(["partner_id", "our_population", *matrix.theirs])
+    rows = 0
+    for partner_id in sorted(matrix.cells):
+        for population in matrix.ours:
+            writer.writerow([partner_id, population,
+                             *(matrix.cells[partner_id].get((population, t), 0)
+                               for t in matrix.theirs)])
+            rows += 1
+    return rows

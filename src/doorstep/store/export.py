@@ -17,6 +17,7 @@ from doorstep.store.models import (
     Overlap,
     PartnerAccount,
     QuarantinedRow,
+    ShareAudit,
     WarmthRequest,
 )
 
@@ -115,6 +116,13 @@ def _events() -> Query:
     ).order_by(e.event_id)
 
 
+def _share_audit() -> Query:
+    a = ShareAudit
+    return select(a.audit_id, a.partner_id, a.kind, a.outcome, a.at, a.detail).order_by(
+        a.audit_id
+    )
+
+
 EXPORTS: dict[str, Callable[[], Query]] = {
     "overlaps": _overlaps,
     "quarantine": _quarantine,
@@ -122,6 +130,7 @@ EXPORTS: dict[str, Callable[[], Query]] = {
     "warmth_requests": _warmth_requests,
     "deliveries": _deliveries,
     "events": _events,
+    "share_audit": _share_audit,
 }
 
 

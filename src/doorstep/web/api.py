@@ -45,7 +45,13 @@ from doorstep.web.queries import (
     overlaps_page,
     partner_exists,
 )
-from doorstep.web.scope import OutOfScope, lead_in_scope, owner_action
+from doorstep.web.scope import (
+    OutOfScope,
+    lead_in_scope,
+    owner_action,
+    partner_scorecard,
+    partner_view,
+)
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -317,13 +323,14 @@ def list_leads(
 ) -> LeadPage | PartnerLeadPage:
     """Leads in the caller's scope: all (admin, partner manager), routed to them (rep), or
     surfaced by their partner (partner, with outcomes only)."""
+    view = partner_view(ctx, principal.partner_id) if principal.partner_id else None
     with ctx.workspace.store.engine.connect() as conn:
         if principal.role == PARTNER:
-            assert principal.partner_id is not None
+            assert principal.partner_id is not None and view is not None
             found = surfaced_leads_page(conn, principal.partner_id,
                                         opportunities=_opportunities(ctx),
                                         amounts=ctx.share_amounts, before=parse_cursor(before),
-                                        limit=limit + 1)
+                                        limit=limit + 1, visible=view.leads)
             return PartnerLeadPage(
                 items=[_partner_lead_out(x) for x in found[:limit]],
                 next_before=cursor_of(found[limit - 1]) if len(found) > limit else None,
@@ -345,9 +352,11 @@ def get_lead(ctx: Context, principal: Anyone, lead_id: str) -> LeadOut | Partner
     """One lead in the caller's scope; any other answers 404."""
     if principal.role == PARTNER:
         assert principal.partner_id is not None
+        view = partner_view(ctx, principal.partner_id)
         with ctx.workspace.store.engine.connect() as conn:
             lead = surfaced_lead(conn, principal.partner_id, lead_id,
-                                 opportunities=_opportunities(ctx), amounts=ctx.share_amounts)
+                                 opportunities=_opportunities(ctx), amounts=ctx.share_amounts,
+                                 visible=view.leads)
         if lead is None:
             raise HTTPException(404, f"there is no lead {lead_id}.")
         return _partner_lead_out(lead)
@@ -403,9 +412,10 @@ def list_overlaps(
 ) -> list[OverlapOut]:
     """Overlaps: every partner's (admin, partner manager) or the caller's partner's own."""
     scope = _partner_scope(principal, partner_id)
+    shown = partner_view(ctx, scope).overlaps if principal.role == PARTNER and scope else None
     with ctx.workspace.store.engine.connect() as conn:
         rows = overlaps_page(conn, scope, with_accounts=principal.role != PARTNER,
-                             offset=offset, limit=limit)
+                             offset=offset, limit=limit, visible=shown)
     return [
         OverlapOut(
             account_id=r.account_id or None, account_name=r.account_name,
@@ -429,8 +439,10 @@ def list_warmth_checks(
     """The qualify stage's warmth checks: a partner sees only its own."""
     scope = _partner_scope(principal, partner_id)
     wanted = {"open": OPEN, "answered": ANSWERED, "all": None}[status]
+    shown = partner_view(ctx, scope).checks if principal.role == PARTNER and scope else None
     with ctx.workspace.store.engine.connect() as conn:
-        checks = warmth_checks(conn, scope, status=wanted, offset=offset, limit=limit)
+        checks = warmth_checks(conn, scope, status=wanted, offset=offset, limit=limit,
+                               visible=shown)
     return [WarmthCheckOut.model_validate(c, from_attributes=True) for c in checks]
 
 
@@ -472,10 +484,15 @@ def get_scorecard(ctx: Context, principal: StaffOrPartner, partner_id: str) -> S
         if not partner_exists(conn, partner_id):
             raise HTTPException(404, f"there is no partner {partner_id}.")
     snapshot = ctx.snapshots.get(wait=ctx.snapshot_wait)
-    if snapshot is None or partner_id not in snapshot.scorecards:
+    card = None
+    if snapshot is not None:
+        # a partner gets the card of what it may see; our own people the whole card
+        card = (partner_scorecard(ctx, partner_view(ctx, partner_id))
+                if principal.role == PARTNER else snapshot.scorecards.get(partner_id))
+    if card is None:
         raise HTTPException(503, "the scorecards are being computed; retry shortly.",
                             headers={"Retry-After": "5"})
-    return _scorecard_out(snapshot.scorecards[partner_id], ctx.share_amounts)
+    return _scorecard_out(card, ctx.share_amounts)
 
 
 @router.get("/report")

@@ -10,10 +10,9 @@ from collections.abc import Mapping
 from html import escape
 
 from doorstep.feedback import Scorecard
-from doorstep.ingest.contract import RELATIONSHIPS
-from doorstep.map import POPULATIONS
 from doorstep.measure import format as fmt
 from doorstep.measure.charts import EQL_COLOR, conversion_chart, funnel_chart, svg
+from doorstep.share.policy import OverlapMatrix
 
 __all__ = ["conversion_chart", "funnel_chart", "matrix_chart", "scorecard_chart"]
 
@@ -27,41 +26,41 @@ def _shade(value: int, most: int) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def matrix_chart(
-    matrix: Mapping[str, Mapping[tuple[str, str], int]], names: Mapping[str, str]
-) -> str:
-    """The overlap matrix as a heat map: per partner, our population × their relationship."""
+def matrix_chart(matrix: OverlapMatrix, names: Mapping[str, str]) -> str:
+    """The overlap matrix as a heat map: per partner, our population × its population."""
     if not matrix:
         return ""
-    rows = [(pid, pop) for pid in sorted(matrix) for pop in POPULATIONS]
+    rows = [(pid, pop) for pid in sorted(matrix.cells) for pop in matrix.ours]
     longest = max(len(f"{names.get(pid, pid)} · {pop}") for pid, pop in rows)
-    cell_w, cell_h, head_h = 130, 24, 30
+    cell_w, cell_h, head_h = 150, 24, 30
     label_w = max(200, 7 * longest + 16)
-    most = max((n for cells in matrix.values() for n in cells.values()), default=0)
-    width = label_w + cell_w * len(RELATIONSHIPS) + 10
+    most = max((n for cells in matrix.cells.values() for n in cells.values()), default=0)
+    width = label_w + cell_w * len(matrix.theirs) + 10
     height = head_h + cell_h * len(rows) + 10
     parts = []
-    for j, rel in enumerate(RELATIONSHIPS):
+    for j, theirs in enumerate(matrix.theirs):
         x = label_w + j * cell_w + cell_w / 2
-        parts.append(f'<text x="{x:.0f}" y="20" text-anchor="middle">partner {escape(rel)}</text>')
+        label = f"their {theirs}".replace("_", " ")
+        parts.append(f'<text x="{x:.0f}" y="20" text-anchor="middle">{escape(label)}</text>')
     for i, (pid, population) in enumerate(rows):
         y = head_h + i * cell_h
-        name = f"{names.get(pid, pid)} · {population}"
+        name = f"{names.get(pid, pid)} · {population.replace('_', ' ')}"
         parts.append(
             f'<text x="{label_w - 8}" y="{y + 16}" text-anchor="end">{escape(name)}</text>'
         )
-        for j, rel in enumerate(RELATIONSHIPS):
-            n = matrix[pid].get((population, rel), 0)
+        for j, theirs in enumerate(matrix.theirs):
+            n = matrix.cells[pid].get((population, theirs), 0)
             x = label_w + j * cell_w
             fill = _shade(n, most)
             ink = "#ffffff" if n and n > most / 2 else "#1d1d1f"
+            title = f"{name} × their {theirs.replace('_', ' ')}: {n:,} accounts"
             parts.append(
-                f'<g class="cell"><title>{escape(f"{name} × partner {rel}: {n:,} accounts")}'
+                f'<g class="cell"><title>{escape(title)}'
                 f'</title><rect x="{x}" y="{y}" width="{cell_w - 2}" height="{cell_h - 2}" '
                 f'fill="{fill}" stroke="#e3e3e3"/><text x="{x + cell_w / 2 - 1:.0f}" '
                 f'y="{y + 16}" text-anchor="middle" fill="{ink}">{n:,}</text></g>'
             )
-    return svg(width, height, "Overlap matrix: our accounts × the partner's relationship", parts)
+    return svg(width, height, "Overlap matrix: our populations × the partner's", parts)
 
 
 def scorecard_chart(card: Scorecard) -> str:

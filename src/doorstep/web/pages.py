@@ -71,7 +71,14 @@ from doorstep.web.queries import (
     partner_names,
     rep_queue,
 )
-from doorstep.web.scope import DONE_WORDS, OutOfScope, lead_in_scope, owner_action
+from doorstep.web.scope import (
+    DONE_WORDS,
+    OutOfScope,
+    lead_in_scope,
+    owner_action,
+    partner_scorecard,
+    partner_view,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -329,12 +336,16 @@ def _portal(
 ) -> Response:
     snapshot = ctx.snapshots.get(wait=ctx.snapshot_wait)
     opportunities = snapshot.opportunities if snapshot is not None else {}
-    card = snapshot.scorecards.get(partner_id) if snapshot is not None else None
+    view = partner_view(ctx, partner_id)  # what the partner may see: the level in force
+    card = partner_scorecard(ctx, view)
     with ctx.workspace.store.engine.connect() as conn:
         name = partner_names(conn, [partner_id]).get(partner_id, partner_id)
-        checks = warmth_checks(conn, partner_id, offset=checks_offset, limit=PORTAL_PAGE + 1)
-        answered = warmth_checks(conn, partner_id, status="answered", limit=20)
+        checks = warmth_checks(conn, partner_id, offset=checks_offset, limit=PORTAL_PAGE + 1,
+                               visible=view.checks)
+        answered = warmth_checks(conn, partner_id, status="answered", limit=20,
+                                 visible=view.checks)
         outcomes = surfaced_leads_page(conn, partner_id, opportunities=opportunities,
+                                       visible=view.leads,
                                        amounts=ctx.share_amounts, before=parse_cursor(before),
                                        limit=PORTAL_PAGE + 1)
     return render(

@@ -253,6 +253,7 @@ def overlaps_page(
     with_accounts: bool,
     offset: int = 0,
     limit: int = PAGE_SIZE,
+    visible: Any = None,
 ) -> list[OverlapView]:
     """One page of overlaps, of one partner (None: all), by partner account.
 
@@ -269,6 +270,8 @@ def overlaps_page(
     )
     if partner_id is not None:
         query = query.where(o.partner_id == partner_id)
+    if visible is not None:  # a partner's own read: its sharing level in force
+        query = query.where(visible)
     query = query.order_by(o.partner_id, o.partner_account_id, o.account_id)
     views = []
     for row in conn.execute(query.offset(offset).limit(limit)):

@@ -6,7 +6,13 @@ exactly as if it did not exist. Owner actions go through `owner_action` alone.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from doorstep.act import LeadActionError, LeadChange, accept_lead, mark_intro_made, reject_lead
+from doorstep.feedback import Scorecard, partner_digest
+from doorstep.share.policy import OVERLAPS, sees_all, visible_clause
+from doorstep.store.models import Lead, Overlap, WarmthRequest
 from doorstep.web.auth import REP, Principal
 from doorstep.web.deps import AppContext, now
 from doorstep.web.queries import LeadView, lead_by_id
@@ -56,3 +62,39 @@ def owner_action(
         raise LeadActionError(f"there is no lead action {kind!r}.")
     ctx.snapshots.invalidate()
     return change
+
+
+@dataclass(frozen=True)
+class PartnerView:
+    """What one partner may see, as conditions every partner-facing read adds."""
+
+    partner_id: str
+    leads: Any  # on Lead.account_id
+    checks: Any  # on WarmthRequest.account_id
+    overlaps: Any  # on Overlap.account_id
+    sees_all: bool
+
+
+def partner_view(ctx: AppContext, partner_id: str) -> PartnerView:
+    """The sharing level in force for this partner, as SQL conditions (records at `overlaps`)."""
+    config = ctx.workspace.config
+    with ctx.workspace.store.engine.connect() as conn:
+        return PartnerView(
+            partner_id,
+            visible_clause(conn, config, partner_id, Lead.account_id, OVERLAPS),
+            visible_clause(conn, config, partner_id, WarmthRequest.account_id, OVERLAPS),
+            visible_clause(conn, config, partner_id, Overlap.account_id, OVERLAPS),
+            sees_all(conn, config, partner_id, OVERLAPS),
+        )
+
+
+def partner_scorecard(ctx: AppContext, view: PartnerView) -> Scorecard | None:
+    """The scorecard this partner may see: the dashboard's when it may see everything, else
+    one counted over the populations it may count (and no rate drawn on the others)."""
+    snapshot = ctx.snapshots.get(wait=ctx.snapshot_wait)
+    if snapshot is None:
+        return None
+    if view.sees_all:
+        return snapshot.scorecards.get(view.partner_id)
+    return partner_digest(ctx.workspace, view.partner_id, report=snapshot.report,
+                          amounts=ctx.share_amounts).scorecard

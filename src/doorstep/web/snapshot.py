@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from doorstep.feedback import LeadOpportunity, Scorecard, scorecards
-from doorstep.map import overlap_matrix
 from doorstep.measure import Report, build_report
+from doorstep.share.policy import OverlapMatrix, overlap_matrix
 from doorstep.web.queries import overdue_counts
 from doorstep.workspace import Workspace
 
@@ -29,7 +29,7 @@ class Snapshot:
     """The dashboard's numbers at one moment, and how long they took."""
 
     report: Report
-    matrix: dict[str, dict[tuple[str, str], int]]
+    matrix: OverlapMatrix
     scorecards: dict[str, Scorecard]
     opportunities: dict[str, LeadOpportunity]
     overdue: dict[str, int]
