@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/mapping_accuracy.py [--accounts 5000] [--partners 4] [--seed 7]
 
 Baselines, run on the same data in the same process: exact registrable domain only (the
-normaliser doorstep uses, non-identifying sites excluded), and name similarity only
-(rapidfuzz WRatio >= 88 on normalised names, best match per partner record).
+normaliser doorstep uses, non-identifying sites excluded), the exact canonical keys the private
+sync intersects (what private mode finds without seeing the other list), and name similarity
+only (rapidfuzz WRatio >= 88 on normalised names, best match per partner record).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from rich.table import Table
 from doorstep.demo_world import generate_world
 from doorstep.map import find_overlaps
 from doorstep.map.normalize import normalise_name, registrable_domain
+from doorstep.share.private import account_keys
 
 console = Console()
 Pair = tuple[str, str, str]
@@ -58,6 +60,29 @@ def domain_only(ours: pa.Table, theirs: pa.Table) -> set[Pair]:
                                   theirs["website"].to_pylist(), strict=True):
         for account_id in by_domain.get(registrable_domain(website) or "", []):
             found.add((account_id, pid, paid))
+    return found
+
+
+def private_keys_only(ours: pa.Table, theirs: pa.Table) -> set[Pair]:
+    """What the private sync can find: pairs sharing an exact canonical key (registrable
+    domain, or normalised name with country); no fuzzy names, no website spellings."""
+    mine = account_keys(zip(ours["account_id"].to_pylist(), ours["name"].to_pylist(),
+                            ours["website"].to_pylist(), ours["country"].to_pylist(),
+                            strict=True))
+    by_key: dict[str, list[str]] = {}
+    for account_id, keys in mine.items():
+        for key in keys:
+            by_key.setdefault(key, []).append(account_id)
+    ids = [f"{p}\x00{a}" for p, a in zip(theirs["partner_id"].to_pylist(),
+                                          theirs["partner_account_id"].to_pylist(), strict=True)]
+    other = account_keys(zip(ids, theirs["name"].to_pylist(), theirs["website"].to_pylist(),
+                             theirs["country"].to_pylist(), strict=True))
+    found: set[Pair] = set()
+    for record, keys in other.items():
+        pid, paid = record.split("\x00")
+        for key in keys:
+            for account_id in by_key.get(key, []):
+                found.add((account_id, pid, paid))
     return found
 
 
@@ -120,6 +145,11 @@ def main() -> None:
     p, r, f = scores(base, truth)
     table.add_row("baseline: exact domain only", f"{len(base):,}", f"{p:.4f}", f"{r:.4f}",
                   f"{f:.4f}", f"{time.perf_counter() - start:.1f}")
+    start = time.perf_counter()
+    base = private_keys_only(ours, theirs)
+    p, r, f = scores(base, truth)
+    table.add_row("private sync (exact canonical keys)", f"{len(base):,}", f"{p:.4f}",
+                  f"{r:.4f}", f"{f:.4f}", f"{time.perf_counter() - start:.1f}")
     if not args.skip_names_baseline:
         start = time.perf_counter()
         base = names_only(ours, theirs)

@@ -297,3 +297,35 @@ def test_probing_guards_refuse_small_repeated_and_nearly_identical_sets(
         refused = conn.execute(select(func.count()).select_from(ShareAudit)
                                .where(ShareAudit.outcome == "refused")).scalar_one()
     assert refused == 1
+
+
+def test_an_online_bundle_exchange_declares_each_sides_levels(
+    installs: tuple[Path, Path], borealis_server: str
+) -> None:
+    from doorstep.store.models import PartnerLink
+
+    acme, borealis = installs
+    link(acme, "BOR", key_of(borealis), url=borealis_server)
+    link(borealis, "ACME", key_of(acme))
+    result = runner.invoke(app, ["share", "sync", str(acme), "--partner", "BOR"])
+    assert result.exit_code == 0, result.output
+    with open_workspace(acme).store.engine.connect() as conn:
+        declared = conn.execute(select(PartnerLink.their_levels)).scalar_one()
+    assert declared == {"customers": "overlaps", "prospects": "overlaps"}  # Borealis's
+    with open_workspace(borealis).store.engine.connect() as conn:
+        declared = conn.execute(select(PartnerLink.their_levels)).scalar_one()
+    assert declared["prospects"] == "counts"  # Acme's
+    assert_never_stored(acme, BOREALIS_ONLY)
+
+
+def test_a_sync_signed_with_an_unlinked_key_is_refused(
+    installs: tuple[Path, Path], borealis_server: str, tmp_path: Path
+) -> None:
+    acme, borealis = installs
+    stranger = build_install(tmp_path / "stranger", "S", [], "")
+    link(stranger, "BOR", key_of(borealis), url=borealis_server)
+    link(borealis, "ACME", key_of(acme))  # Borealis knows Acme, not the stranger
+    result = runner.invoke(app, ["share", "sync", str(stranger), "--partner", "BOR",
+                                 "--private"])
+    assert result.exit_code == 1
+    assert "no partner is linked with" in said(result) and "Traceback" not in result.output

@@ -8,7 +8,8 @@ us (the client) against the partner's `doorstep serve` (the server):
 2. The partner answers, per population of its own that it shares with us at `counts` or above,
    its keys blinded with its own fresh secret, and our blinded keys raised to it. From these we
    learn which of our own keys are in each of its populations shared at `overlaps` or above,
-   and only the size of the intersection for those at `counts`. The partner learns nothing.
+   and only the size of the intersection for those at `counts`. The partner learns only how
+   many keys we sent.
 3. For the populations both sides share at `overlaps` or above, we send back only the keys in
    the intersection, and the partner returns, for its records holding them, the fields its
    policy allows. They arrive as that partner's accounts, keyed by its own (opaque) ids and
