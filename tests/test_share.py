@@ -329,3 +329,33 @@ def test_a_sync_signed_with_an_unlinked_key_is_refused(
                                  "--private"])
     assert result.exit_code == 1
     assert "no partner is linked with" in said(result) and "Traceback" not in result.output
+
+
+def test_a_replayed_altered_or_stale_request_is_refused_over_http(
+    installs: tuple[Path, Path], borealis_server: str
+) -> None:
+    from datetime import datetime, timedelta
+
+    from doorstep.share.identity import seal
+
+    acme, borealis = installs
+    link(acme, "BOR", key_of(borealis), url=borealis_server)
+    link(borealis, "ACME", key_of(acme))
+    workspace = open_workspace(acme)
+    message = seal(workspace, key_of(borealis), "fields_request", {"keys": {}})
+    first = httpx.post(borealis_server + "/api/share/fields", json=message)
+    assert first.status_code == 200
+    replay = httpx.post(borealis_server + "/api/share/fields", json=message)
+    assert replay.status_code == 403 and "replay" in replay.json()["detail"]
+    altered = seal(workspace, key_of(borealis), "fields_request", {"keys": {}})
+    altered["body"]["keys"] = {"customers": ["d:common-venture-1.com"]}
+    refused = httpx.post(borealis_server + "/api/share/fields", json=altered)
+    assert refused.status_code == 403 and "altered" in refused.json()["detail"]
+    stale = seal(workspace, key_of(borealis), "fields_request", {"keys": {}},
+                 now=datetime.now() - timedelta(hours=2))
+    late = httpx.post(borealis_server + "/api/share/fields", json=stale)
+    assert late.status_code == 403 and "stale" in late.json()["detail"]
+    with open_workspace(borealis).store.engine.connect() as conn:
+        served = conn.execute(select(func.count()).select_from(ShareAudit)
+                              .where(ShareAudit.kind == "fields_serve")).scalar_one()
+    assert served == 1  # only the first, genuine request was answered
