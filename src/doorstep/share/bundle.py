@@ -17,6 +17,7 @@ import hashlib
 import json
 import secrets
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -36,7 +37,6 @@ from doorstep.share.policy import (
     FULL,
     OVERLAPS,
     PROSPECTS,
-    Visibility,
     at_least,
     declared_levels,
     our_populations,
@@ -73,16 +73,17 @@ class BundleReport:
     replaced: int = 0
 
 
-def _record(
-    workspace: Workspace, account: Any, populations: list[str], vis: Visibility,
-    matched: str | None,
+def shared_record(
+    workspace: Workspace, account: Any, populations: list[str], fields: Iterable[str],
+    **extra: Any,
 ) -> dict[str, Any]:
-    allowed = [f for f in vis.fields if f in SHAREABLE_FIELDS]
+    """One of our accounts as a partner may receive it: an opaque id, its populations, the
+    allowed fields (relationship as our own relationship with it), and `extra`."""
     record: dict[str, Any] = {"id": opaque_id(workspace, account.account_id),
-                              "populations": populations}
-    if matched is not None:
-        record["your_account_id"] = matched
-    for name in allowed:
+                              "populations": populations, **extra}
+    for name in fields:
+        if name not in SHAREABLE_FIELDS:
+            continue
         record[name] = (
             RELATIONSHIP_OF.get(populations[0], "prospect") if name == "relationship"
             else getattr(account, name)
@@ -117,8 +118,10 @@ def bundle_content(workspace: Workspace, conn: Connection, partner_id: str) -> d
     for start in range(0, len(ids), 5_000):
         chunk = ids[start:start + 5_000]
         for account in conn.execute(select(Account).where(Account.account_id.in_(chunk))):
-            records.append(_record(workspace, account, wanted[account.account_id], vis,
-                                   matched.get(account.account_id)))
+            matched_id = matched.get(account.account_id)
+            extra = {"your_account_id": matched_id} if matched_id is not None else {}
+            records.append(shared_record(workspace, account, wanted[account.account_id],
+                                         vis.fields, **extra))
     records.sort(key=lambda r: r["id"])
     shared_counts = {name: counts.get(name, 0) for name, level in vis.levels.items()
                      if at_least(level, COUNTS)}

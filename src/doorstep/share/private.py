@@ -41,15 +41,14 @@ from doorstep.map.normalize import (
     registrable_domain,
 )
 from doorstep.share.bundle import (
-    RELATIONSHIP_OF,
-    SHAREABLE_FIELDS,
     BundleReport,
     audit,
     bundle_envelope,
     load_bundle,
     partner_account_rows,
+    shared_record,
 )
-from doorstep.share.identity import ShareError, opaque_id, open_envelope, require_link, seal
+from doorstep.share.identity import ShareError, open_envelope, require_link, seal
 from doorstep.share.policy import (
     COUNTS,
     OVERLAPS,
@@ -236,17 +235,12 @@ def serve_fields(workspace: Workspace, message: Any, *, now: datetime | None = N
                     for account_id in holders.get(key, ()):
                         if str(population) in populations.get(account_id, []):
                             wanted[account_id].add(key)
-        records = []
-        allowed = [f for f in vis.fields if f in SHAREABLE_FIELDS]
-        for account in conn.execute(select(Account).where(Account.account_id.in_(sorted(wanted)))):
-            names = populations.get(account.account_id, [])
-            record: dict[str, Any] = {"id": opaque_id(workspace, account.account_id),
-                                      "keys": sorted(wanted[account.account_id]),
-                                      "populations": names}
-            for name in allowed:
-                record[name] = (RELATIONSHIP_OF.get(names[0], "prospect")
-                                if name == "relationship" else getattr(account, name))
-            records.append(record)
+        records = [
+            shared_record(workspace, account, populations.get(account.account_id, []),
+                          vis.fields, keys=sorted(wanted[account.account_id]))
+            for account in conn.execute(
+                select(Account).where(Account.account_id.in_(sorted(wanted))))
+        ]
         records.sort(key=lambda r: r["id"])
         audit(conn, partner_id, "fields_serve", "served", {"records": len(records)}, moment)
         return seal(workspace, link.public_key, FIELDS_RESPONSE, {"records": records}, now=moment)
@@ -264,6 +258,14 @@ class SyncReport:
     levels: dict[str, str] = field(default_factory=dict)
     records: int = 0
     our_set_size: int = 0
+
+
+def server_url(link: Any) -> str:
+    """The partner's server address, or ShareError saying how to give one."""
+    if not link.url:
+        raise ShareError(f"partner {link.partner_id} has no server address; link it again "
+                         "with --url set to its `doorstep serve` address.")
+    return str(link.url)
 
 
 def _post(client: httpx.Client, url: str, path: str, message: dict[str, Any]) -> Any:
@@ -294,9 +296,7 @@ def sync_private(
     with workspace.store.engine.connect() as conn:
         link = require_link(conn, partner_id)
         sets, holders, populations = _our_sets(conn, workspace)
-    if not link.url:
-        raise ShareError(f"partner {partner_id} has no server address; link it again with "
-                         "--url set to its `doorstep serve` address.")
+    url = server_url(link)
     report = SyncReport(partner_id, our_set_size=len({k for ks in sets.values() for k in ks}))
     clients = {p: (psi.client.CreateWithNewKey(True), psi.client.CreateWithNewKey(False))
                for p in sets}
@@ -309,7 +309,7 @@ def sync_private(
             "levels": declared_levels(workspace.config, partner_id)}
     with httpx.Client(transport=transport, timeout=120) as client:
         try:
-            answer = _post(client, link.url, PSI_PATH,
+            answer = _post(client, url, PSI_PATH,
                            seal(workspace, link.public_key, PSI_REQUEST, body, now=moment))
         except ShareError as exc:
             with workspace.store.engine.begin() as conn:
@@ -340,7 +340,7 @@ def sync_private(
                     report.sizes[(ours, theirs)] = int(sizer.GetIntersectionSize(setup, response))
         records: list[Any] = []
         if found:
-            fields = _post(client, link.url, FIELDS_PATH, seal(
+            fields = _post(client, url, FIELDS_PATH, seal(
                 workspace, link.public_key, FIELDS_REQUEST,
                 {"keys": {p: sorted(k) for p, k in found.items()}}, now=moment))
             with workspace.store.engine.begin() as conn:
@@ -396,10 +396,8 @@ def sync_bundles(
     """An online exchange of bundles with a linked partner's server: ours out, theirs back."""
     with workspace.store.engine.connect() as conn:
         link = require_link(conn, partner_id)
-    if not link.url:
-        raise ShareError(f"partner {partner_id} has no server address; link it again with "
-                         "--url set to its `doorstep serve` address.")
+    url = server_url(link)
     envelope, sent = bundle_envelope(workspace, partner_id, now=now)
     with httpx.Client(transport=transport, timeout=120) as client:
-        answer = _post(client, link.url, BUNDLE_PATH, envelope)
+        answer = _post(client, url, BUNDLE_PATH, envelope)
     return sent, load_bundle(workspace, answer, now=now)
