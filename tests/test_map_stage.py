@@ -250,3 +250,69 @@ def test_mapping_a_generated_world_twice_gives_the_same_overlaps(tmp_path: Path)
                            threshold=0.9)
     assert first.num_rows > 1000
     assert first.equals(second)
+
+
+def _table(rows: list[dict[str, object]], columns: list[str]) -> pa.Table:
+    return pa.table({c: pa.array([r.get(c) for r in rows], pa.string()) for c in columns})
+
+
+OUR_COLUMNS = ["account_id", "name", "website", "country"]
+THEIR_COLUMNS = ["partner_id", "partner_account_id", "name", "website", "country",
+                 "relationship", "shared_account_id"]
+
+
+def test_the_same_brand_abroad_with_its_own_website_is_related_never_an_overlap() -> None:
+    ours = _table([
+        {"account_id": "m1", "name": "Maplewave Security Corporation",
+         "website": "https://maplewave.com", "country": "US"},
+        {"account_id": "m2", "name": "Maplewave Security Ltd.", "website": "maplewave.co.uk",
+         "country": "GB"},  # our own namesake abroad: never grouped with m1
+        {"account_id": "k1", "name": "Korvath Analytics Inc", "website": "korvath.com",
+         "country": "US"},
+    ], OUR_COLUMNS)
+    theirs = _table([
+        {"partner_id": "p1", "partner_account_id": "z1", "name": "Maplewave Security B.V.",
+         "website": "www.maplewave.nl", "country": "Netherlands", "relationship": "customer"},
+        {"partner_id": "p1", "partner_account_id": "z2", "name": "Maplewave Security Corp",
+         "website": "maplewave.com", "country": "US", "relationship": "prospect"},
+        # the same website in another country is the same company: an overlap
+        {"partner_id": "p1", "partner_account_id": "z3", "name": "Korvath Analytics GmbH",
+         "website": "korvath.com", "country": "DE", "relationship": "customer"},
+    ], THEIR_COLUMNS)
+    overlaps, related = find_overlaps(ours, theirs, threshold=0.9, with_related=True)
+    found = {(r["account_id"], r["partner_account_id"]) for r in overlaps.to_pylist()}
+    assert ("m1", "z2") in found and ("k1", "z3") in found
+    assert not {("m1", "z1"), ("m2", "z1"), ("m2", "z2")} & found
+    assert all(r["account_id"] != "m2" for r in overlaps.to_pylist())
+    assert {(r["account_id"], r["partner_account_id"]) for r in related.to_pylist()} <= {
+        ("m1", "z1"), ("m2", "z1"), ("m2", "z2")}
+
+
+def test_related_accounts_are_stored_exported_and_never_qualify(tmp_path: Path) -> None:
+    from doorstep.qualify import qualify_leads
+
+    workspace_dir = tmp_path / "ws"
+    init_workspace(workspace_dir)
+    write_table(workspace_dir, "accounts", [
+        {"account_id": "m1", "name": "Maplewave Security Corporation",
+         "website": "https://maplewave.com", "country": "US", "employees": 300}])
+    write_table(workspace_dir, "partners", [{"partner_id": "p1", "name": "Cloudway"}])
+    write_table(workspace_dir, "partner_accounts", [
+        {"partner_id": "p1", "partner_account_id": "z1", "name": "Maplewave Security Corporation",
+         "website": "maplewave.nl", "country": "NL", "relationship": "customer"}])
+    runner = CliRunner()
+    assert runner.invoke(app, ["import", str(workspace_dir)]).exit_code == 0
+    mapped = runner.invoke(app, ["map", str(workspace_dir)])
+    assert mapped.exit_code == 0 and "related accounts" in " ".join(mapped.output.split())
+    out = tmp_path / "related.csv"
+    assert runner.invoke(app, ["export", str(workspace_dir), "related", "--out",
+                               str(out)]).exit_code == 0
+    rows = list(pacsv.read_csv(out).to_pylist())
+    assert [(r["account_id"], r["partner_account_id"]) for r in rows] == [("m1", "z1")]
+    from doorstep.workspace import open_workspace
+
+    workspace = open_workspace(workspace_dir)
+    with workspace.store.engine.connect() as conn:
+        assert conn.execute(select(Overlap)).all() == []
+    assert qualify_leads(workspace).leads == 0
+    workspace.store.engine.dispose()

@@ -204,6 +204,11 @@ def print_map(workspace: Workspace, report: MapReport) -> None:
         f"{report.inserted:,} new, {report.updated:,} changed, {report.removed:,} removed, "
         f"{report.unchanged:,} unchanged."
     )
+    if report.related:
+        console.print(
+            f"{report.related:,} related accounts (the same brand in another country, with its "
+            f"own website) kept apart, never overlaps: doorstep export {workspace.path} related"
+        )
     from doorstep.share.policy import overlap_matrix
 
     matrix = overlap_matrix(workspace)

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, delete, insert, select, tuple_, update
 from doorstep.map.canonical import canonicalise
 from doorstep.map.normalize import identifying_domain, is_name_usable, website_hint
 from doorstep.store.db import hold_stage_lock
-from doorstep.store.models import Account, Overlap, Partner, PartnerAccount
+from doorstep.store.models import Account, Overlap, Partner, PartnerAccount, RelatedAccount
 from doorstep.workspace import Workspace
 
 MapProgress = Callable[[str], None]
@@ -41,6 +41,7 @@ class MapReport:
     updated: int = 0
     removed: int = 0
     unchanged: int = 0
+    related: int = 0
     warnings: list[str] = field(default_factory=list)
 
 
@@ -185,10 +186,15 @@ def find_overlaps(
     threshold: float,
     progress: MapProgress | None = None,
     workers: int | None = None,
-) -> pa.Table:
+    with_related: bool = False,
+) -> Any:
     """Every (account, partner account) pair that is the same company, with method and evidence.
 
-    Pure in its inputs: `ours` has account_id, name, website, country; `theirs` has partner_id,
+    A pair in two countries whose identifying websites differ (maplewave.com in the US beside
+    maplewave.nl in the Netherlands) is the same brand elsewhere, a *related account*, never an
+    overlap, unless a shared id or the same domain links them. With `with_related`, returns
+    (overlaps, related accounts). Pure in its inputs: `ours` has account_id, name, website,
+    country; `theirs` has partner_id,
     partner_account_id, name, website, country, relationship and shared_account_id. `workers`
     caps the processes used (None: every core).
     """
@@ -234,21 +240,41 @@ def find_overlaps(
                        'via_method': p.method}})::VARCHAR AS evidence
             FROM pairs p JOIN clusters a USING (account_id)
             JOIN clusters b ON b.cluster = a.cluster AND b.account_id <> a.account_id
+            -- our records in two countries with two different websites are two companies,
+            -- unless a regional name ("Acme (EMEA)") says one is the other's branch
+            WHERE a.regional OR b.regional
+               OR NOT (a.country_code IS NOT NULL AND b.country_code IS NOT NULL
+                       AND a.country_code <> b.country_code
+                       AND a.domain IS NOT NULL AND b.domain IS NOT NULL
+                       AND a.domain <> b.domain)
         ),
         found AS (
             SELECT *, 0 AS rank FROM pairs
             UNION ALL SELECT *, 1 FROM via_duplicate
         )
         SELECT f.account_id, f.partner_id, f.partner_account_id, f.method, f.probability,
-               f.evidence, t.relationship
+               f.evidence, t.relationship,
+               -- the same brand abroad: two countries, two identifying websites that differ,
+               -- and nothing else (a shared id, the same domain, our own record of the
+               -- company there) that links them
+               (f.method NOT IN ('shared_id', 'domain', '{DUPLICATE_METHOD}')
+                AND o.country_code IS NOT NULL AND t.country_code IS NOT NULL
+                AND o.country_code <> t.country_code
+                AND o.domain IS NOT NULL AND t.domain IS NOT NULL
+                AND o.domain <> t.domain) AS related
         FROM found f
         JOIN theirs t USING (partner_id, partner_account_id)
+        JOIN ours o USING (account_id)
         QUALIFY row_number() OVER (PARTITION BY f.account_id, f.partner_id, f.partner_account_id
                                    ORDER BY f.rank, f.probability DESC, f.evidence) = 1
         ORDER BY partner_id, partner_account_id, account_id
     """).to_arrow_table()
     con.close()
-    return result
+    flags = result.column("related").to_pylist()
+    overlaps = result.filter(pa.array([not f for f in flags])).drop_columns(["related"])
+    if not with_related:
+        return overlaps
+    return overlaps, result.filter(pa.array(flags)).drop_columns(["related"])
 
 
 def _usable(name: str | None, website: str | None) -> bool:
@@ -284,6 +310,20 @@ def _partners_without_keys(theirs: pa.Table, partners: list[str]) -> list[str]:
     return warnings
 
 
+def _write_related(conn: Connection, related: pa.Table, now: datetime) -> None:
+    """Replace the related accounts with this map's (a small table: the same brand abroad)."""
+    conn.execute(delete(RelatedAccount))
+    rows = [
+        {**{k: r[k] for k in ("account_id", "partner_id", "partner_account_id", "relationship",
+                              "method")},
+         "probability": round(float(r["probability"]), 6),
+         "evidence": json.loads(r["evidence"]) if r["evidence"] else None, "mapped_at": now}
+        for r in related.to_pylist()
+    ]
+    if rows:
+        conn.execute(insert(RelatedAccount), rows)
+
+
 def map_accounts(workspace: Workspace, *, progress: MapProgress | None = None) -> MapReport:
     """Match every partner's accounts against ours and bring the stored overlaps up to date.
 
@@ -295,12 +335,13 @@ def map_accounts(workspace: Workspace, *, progress: MapProgress | None = None) -
         ours, theirs = _load(conn)
         partners = list(conn.execute(select(Partner.partner_id)).scalars())
     report = MapReport(warnings=_partners_without_keys(theirs, partners))
-    found = find_overlaps(
+    found, related = find_overlaps(
         ours,
         theirs,
         threshold=workspace.config.mapping.threshold,
         progress=progress,
         workers=workspace.config.mapping.workers or None,
+        with_related=True,
     )
     now = datetime.now(UTC).replace(tzinfo=None)
     key = ("account_id", "partner_id", "partner_account_id")
@@ -338,6 +379,7 @@ def map_accounts(workspace: Workspace, *, progress: MapProgress | None = None) -
                 changed.append((k, values))
         if new_rows:
             conn.execute(insert(Overlap), new_rows)
+        _write_related(conn, related, now)
         for k, values in changed:
             conn.execute(
                 update(Overlap)
@@ -351,6 +393,7 @@ def map_accounts(workspace: Workspace, *, progress: MapProgress | None = None) -
     report.inserted, report.updated, report.removed = len(new_rows), len(changed), len(gone)
     report.unchanged = len(wanted) - len(new_rows) - len(changed)
     report.overlaps = len(wanted)
+    report.related = related.num_rows
     for r in wanted.values():
         report.by_method[r["method"]] = report.by_method.get(r["method"], 0) + 1
         report.by_partner[r["partner_id"]] = report.by_partner.get(r["partner_id"], 0) + 1

@@ -17,6 +17,7 @@ from doorstep.store.models import (
     Overlap,
     PartnerAccount,
     QuarantinedRow,
+    RelatedAccount,
     ShareAudit,
     WarmthRequest,
 )
@@ -116,6 +117,13 @@ def _events() -> Query:
     ).order_by(e.event_id)
 
 
+def _related() -> Query:
+    r = RelatedAccount
+    return select(r.account_id, r.partner_id, r.partner_account_id, r.relationship, r.method,
+                  r.probability, r.evidence).order_by(r.account_id, r.partner_id,
+                                                      r.partner_account_id)
+
+
 def _share_audit() -> Query:
     a = ShareAudit
     return select(a.audit_id, a.partner_id, a.kind, a.outcome, a.at, a.detail).order_by(
@@ -130,6 +138,7 @@ EXPORTS: dict[str, Callable[[], Query]] = {
     "warmth_requests": _warmth_requests,
     "deliveries": _deliveries,
     "events": _events,
+    "related": _related,
     "share_audit": _share_audit,
 }
 

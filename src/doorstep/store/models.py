@@ -150,6 +150,21 @@ class Overlap(Base):
     mapped_at: Mapped[datetime] = mapped_column(DateTime)
 
 
+class RelatedAccount(Base):
+    """One of our accounts and a partner account of the same brand in another country with
+    another website: shown as related, never an overlap, never qualified."""
+
+    __tablename__ = "related_accounts"
+    account_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    partner_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    partner_account_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    relationship: Mapped[str] = mapped_column(String(20))
+    method: Mapped[str] = mapped_column(String(30))
+    probability: Mapped[float] = mapped_column(Float)
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    mapped_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class Lead(Base):
     """A doorstep lead: one per our account with an overlap; an EQL or a candidate."""
 

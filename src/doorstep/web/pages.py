@@ -65,6 +65,7 @@ from doorstep.web.queries import (
     PAGE_SIZE,
     LeadView,
     account_matches,
+    account_related,
     leads_page,
     overdue_motions,
     partner_exists,
@@ -275,8 +276,9 @@ def lead_page(request: Request, ctx: Context, principal: StaffOrRep, lead_id: st
     with ctx.workspace.store.engine.connect() as conn:
         history = lead_history(conn, lead_id)
         matches = account_matches(conn, lead.account_id)
+        related = account_related(conn, lead.account_id)
     return render(request, ctx, "lead.html", principal, lead=lead, history=history,
-                  matches=matches, reasons=REJECT_REASONS)
+                  matches=matches, related=related, reasons=REJECT_REASONS)
 
 
 # --- rep queue ---------------------------------------------------------------------------------

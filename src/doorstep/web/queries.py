@@ -21,6 +21,7 @@ from doorstep.store.models import (
     Overlap,
     Partner,
     PartnerAccount,
+    RelatedAccount,
     Rep,
 )
 from doorstep.store.queries import latest_answer
@@ -348,3 +349,30 @@ def partner_exists(conn: Connection, partner_id: str) -> bool:
     """Whether the workspace has this partner."""
     found = conn.execute(select(Partner.partner_id).where(Partner.partner_id == partner_id))
     return found.first() is not None
+
+
+@dataclass(frozen=True)
+class RelatedView:
+    """A partner record of the same brand in another country, with its own website."""
+
+    partner_id: str
+    partner_name: str
+    partner_account_name: str | None
+    country: str | None
+    website: str | None
+    relationship: str
+
+
+def account_related(conn: Connection, account_id: str) -> list[RelatedView]:
+    """The related accounts of one of ours: never overlaps, shown so a rep does not ask."""
+    r, pa, p = RelatedAccount, PartnerAccount, Partner
+    rows = conn.execute(
+        select(r.partner_id, p.name, pa.name, pa.country, pa.website, r.relationship)
+        .join(pa, (pa.partner_id == r.partner_id)
+              & (pa.partner_account_id == r.partner_account_id))
+        .join(p, p.partner_id == r.partner_id, isouter=True)
+        .where(r.account_id == account_id)
+        .order_by(r.partner_id, r.partner_account_id)
+    ).all()
+    return [RelatedView(pid, pname or pid, name, country, website, rel)
+            for pid, pname, name, country, website, rel in rows]
