@@ -12,6 +12,7 @@ import pytest
 
 from doorstep.demo_world import C_ALPHA3, C_CODE, C_NAME, SUFFIXES, WorldSummary, generate_world
 from doorstep.ingest.contract import TABLES
+from doorstep.map.normalize import registrable_domain
 
 TODAY = date(2026, 5, 1)
 COUNTRY = {
@@ -259,11 +260,16 @@ def test_lookalikes_exist_that_are_not_true_overlaps(world: tuple[Path, WorldSum
     twins = [(r, ours_by_name[base_name(r["name"])]) for r in others
              if base_name(r["name"]) in ours_by_name]
     assert twins
+    same_label = 0
     for theirs, ours in twins:
         if theirs["country"] and ours["country"]:
             assert COUNTRY[theirs["country"].lower()] != ours["country"]
         if theirs["website"] and ours["website"] and "@" not in theirs["website"]:
-            assert "-" in theirs["website"]  # northwind-analytics.de, never northwindanalytics.*
+            mine, other = registrable_domain(ours["website"]), registrable_domain(theirs["website"])
+            assert not (mine and other) or mine != other  # their own website, never ours
+            if mine and other and mine.split(".")[0] == other.split(".")[0]:
+                same_label += 1  # northwindanalytics.de beside northwindanalytics.com
+    assert same_label, "the world must have namesakes abroad under our own website label"
 
 
 def test_accounts_are_plausible(world: tuple[Path, WorldSummary]) -> None:

@@ -480,8 +480,19 @@ def _twins(rng: np.random.Generator, co: _Companies, ours: Ints, targets: Ints) 
     co.country[targets] = country
     co.suffix[targets] = [int(_COUNTRY_SUFFIXES[c][0]) for c in country]
     names = co.name.take(pa.array(source))
-    labels = _label(names, sep="-")  # northwind-analytics.de, never northwindanalytics.*
+    # half spell their website apart (northwind-analytics.de), half keep our company's own
+    # label under their country's domain (northwindanalytics.de beside .com): the same brand,
+    # another company, which only the country and the differing domain tell apart
+    dashed = _label(names, sep="-")
+    same = co.label.take(pa.array(source))
     tld = _take(C_TLD, country)
+    own_tld = co.tld.take(pa.array(source)).to_pylist()
+    # (not under .com: a partner may write a company's .com for its country domain, and then
+    # the twin's record would spell our own website)
+    keep = [bool(k) and t != o and o != "com" for k, t, o in
+            zip(rng.random(len(source)) < 0.5, tld.to_pylist(), own_tld, strict=True)]
+    labels = pa.array([s if k else d for s, d, k in
+                       zip(same.to_pylist(), dashed.to_pylist(), keep, strict=True)], pa.string())
     co.name = _replace(co.name, targets, names)
     co.label = _replace(co.label, targets, labels)
     co.tld = _replace(co.tld, targets, tld)
