@@ -36,9 +36,17 @@ def q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+# Whitespace a cell may be padded with: every character Python's str.strip() removes (tabs,
+# line breaks, no-break spaces ...). DuckDB's trim() alone strips spaces only, so a tab-only id
+# would pass as present.
+_WHITESPACE = " || ".join(
+    f"chr({c})" for c in range(0x3001) if chr(c).isspace()
+)
+
+
 def value(column: str) -> str:
-    """SQL for a column's value: trimmed, with an empty string meaning missing."""
-    return f"NULLIF(trim({q(column)}), '')"
+    """SQL for a column's value: trimmed of whitespace, an empty string meaning missing."""
+    return f"NULLIF(trim({q(column)}, {_WHITESPACE}), '')"
 
 
 def _sql_list(items: tuple[str, ...]) -> str:
