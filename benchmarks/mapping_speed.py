@@ -314,11 +314,11 @@ def main() -> None:
             phases.append((step, time.perf_counter() - start))
 
         laps = _LapRecorder()
-        logging.getLogger("doorstep.map.names").addHandler(laps)
-        logging.getLogger("doorstep.map.names").setLevel(logging.INFO)
+        logging.getLogger("doorstep.map.matcher").addHandler(laps)
+        logging.getLogger("doorstep.map.matcher").setLevel(logging.INFO)
         result, doorstep = measure(lambda: find_overlaps(ours, theirs, threshold=0.9,
                                                          progress=progress))
-        logging.getLogger("doorstep.map.names").removeHandler(laps)
+        logging.getLogger("doorstep.map.matcher").removeHandler(laps)
         phases.append(("done", doorstep.seconds))
         found = {(r["account_id"], r["partner_id"], r["partner_account_id"])
                  for r in result.select(TRUTH_COLUMNS).to_pylist()}

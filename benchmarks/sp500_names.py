@@ -37,7 +37,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _measure import machine, measure  # noqa: E402
 
-from doorstep.map.names import match_names  # noqa: E402
+from doorstep.map.matcher import match_names  # noqa: E402
 from doorstep.map.normalize import identifying_domain, normalise_name  # noqa: E402
 
 # sp500_constituents.csv and sec_company_tickers.json; by default beside the repository.
@@ -187,7 +187,7 @@ def splink_em(ours: pd.DataFrame, partner: pd.DataFrame, threshold: float = THRE
 
 def doorstep_names(ours: pd.DataFrame, partner: pd.DataFrame,
                    threshold: float = THRESHOLD) -> tuple[Pairs, pd.DataFrame]:
-    """doorstep.map.names.match_names on names only; also return its raw output (all p)."""
+    """doorstep.map.matcher.match_names on names only; also return its raw output (all p)."""
     out = match_names(ours[["id", "name"]], partner[["id", "name"]], threshold=0.05)
     found = out.to_pandas()
     chosen = found[found["probability"] >= threshold]
@@ -397,7 +397,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only-scale", action="store_true", help="skip the S&P table")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("doorstep.map.names").setLevel(logging.INFO)
+    logging.getLogger("doorstep.map.matcher").setLevel(logging.INFO)
     if args.only_scale:
         scale(args.scale or 200_000)
         return

@@ -143,7 +143,7 @@ FROM assigned a SEMI JOIN kept USING (cluster) JOIN keyed k USING (account_id)
 
 def _our_clusters(con: duckdb.DuckDBPyConnection) -> None:
     """Create table `clusters`: our accounts that are one company (regional duplicates)."""
-    from doorstep.map.names import regional_core
+    from doorstep.map.vocabulary import regional_core
 
     names = [r[0] for r in con.execute(
         r"SELECT DISTINCT name FROM ours WHERE regexp_matches(name, '\)\s*$|\s[-–—]\s')"
@@ -159,7 +159,7 @@ def _our_clusters(con: duckdb.DuckDBPyConnection) -> None:
 
 def _fuzzy(con: duckdb.DuckDBPyConnection, threshold: float, workers: int | None) -> pa.Table:
     """Probabilistic tier for partner accounts no exact tier matched."""
-    from doorstep.map.names import match_names
+    from doorstep.map.matcher import match_names
 
     # both sides in a fixed order: the model samples records by position
     left = con.sql("""

@@ -8,7 +8,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from doorstep.map.names import LEVELS, TokenStats, compare, match_names, profile
+from doorstep.map.comparison import compare
+from doorstep.map.levels import LEVELS
+from doorstep.map.matcher import match_names
+from doorstep.map.profiles import TokenStats, profile
 
 # S&P 500 common names and the SEC's legal titles for the same CIK, copied from
 # /work/shared/data (public domain). Nobody here wrote them.

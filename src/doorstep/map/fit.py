@@ -1,0 +1,178 @@
+"""Fitting the model without labels: u from pairs within one list, the number of matches by EM.
+
+The u probabilities of the name levels are measured on candidate pairs of two names of one
+list, which name different companies; the m probabilities are set by judgement (`PRIOR_M`), or
+estimated by EM on request. The prior odds that two records match come from the expected number
+of matches, re-estimated from the posteriors a few times, per right-side group (a partner).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from doorstep.map.blocking import candidates
+from doorstep.map.comparison import compare
+from doorstep.map.levels import (
+    FEATURES,
+    LEVELS,
+    NAMESAKE_WORDS,
+    PRIOR_M,
+    REFERENCE_U,
+    WEBSITE_LEVELS,
+    WEBSITE_M,
+    WEBSITE_U,
+)
+from doorstep.map.params import MatchParams
+from doorstep.map.profiles import NameProfile, TokenStats
+from doorstep.map.resolution import Floats, Ints, posterior, rival_groups
+
+
+@dataclass
+class NameModel:
+    """m and u probabilities of every comparison level, and how they were obtained."""
+
+    m: dict[str, Floats]
+    u: dict[str, Floats]
+    matches: float = 0.0
+
+    def log_ratios(self) -> dict[str, Floats]:
+        """Return log(m/u) per feature, with a trailing 0 for the null level (index -1)."""
+        return {f: np.append(np.log(self.m[f] / self.u[f]), 0.0) for f in FEATURES}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the model as plain data, for reports."""
+        levels = {**LEVELS, "website": WEBSITE_LEVELS}
+        return {
+            f: {lvl: {"m": round(float(self.m[f][i]), 4), "u": round(float(self.u[f][i]), 4)}
+                for i, lvl in enumerate(levels[f])}
+            for f in levels if f in self.m and f in self.u
+        }
+
+
+def _level_counts(levels: Ints, weights: Floats | None = None) -> dict[str, Floats]:
+    """Return the (weighted) count of pairs in each level of each feature."""
+    out = {}
+    for k, f in enumerate(FEATURES):
+        col = levels[:, k]
+        ok = col >= 0
+        w = None if weights is None else weights[ok]
+        out[f] = np.bincount(col[ok], weights=w, minlength=len(LEVELS[f])).astype(np.float64)
+    return out
+
+
+def _estimate_u(levels: Ints, prior_pairs: float) -> dict[str, Floats]:
+    """Return u probabilities from within-list pairs, shrunk towards `REFERENCE_U`."""
+    counts = _level_counts(levels)
+    out = {}
+    for f, c in counts.items():
+        prior = np.array(REFERENCE_U[f]) * prior_pairs
+        out[f] = (c + prior) / (c.sum() + prior.sum())
+    return out
+
+
+
+@dataclass
+class Fitted:
+    """The fitted model and, per record pair, its log Bayes factor, prior and probabilities."""
+
+    model: NameModel
+    log_bf: Floats
+    prior: Floats
+    against_rivals: Floats
+    alone: Floats
+    website: Floats  # the website term of each pair's log Bayes factor
+
+    @property
+    def probability(self) -> Floats:
+        """Return the match probability: the smaller of the two."""
+        return np.minimum(self.against_rivals, self.alone)
+
+
+def fit(levels: Ints, tf: Floats, fields: Floats, website: Ints, lkey: Ints, rkey: Ints,
+         lclus: Ints | None, group: Ints, n_left: int, n_right: Ints, u: dict[str, Floats],
+         params: MatchParams) -> Fitted:
+    """Fit the number of matches (and m, if asked) by EM; return model, log BF, p, prior.
+
+    `website` holds each pair's website level (-1: not compared); the u of its levels is
+    re-estimated each round from the pairs, weighted by how unlikely each is to match.
+    """
+    m = {f: np.array(PRIOR_M[f], np.float64) for f in FEATURES}
+    small = np.minimum(n_left, n_right).astype(np.float64)
+    large = np.maximum(n_left, n_right).astype(np.float64)
+    matches: Floats = params.initial_overlap * small
+    model = NameModel(m, u, float(matches.sum()))
+    words = levels[:, FEATURES.index("words")]
+    legal_k = FEATURES.index("legal")
+    zeros = np.zeros(len(tf))
+    fit = Fitted(model, tf + fields, zeros, zeros, zeros, zeros)
+    web_m, web_u = np.array(WEBSITE_M), np.array(WEBSITE_U)
+    web_seen = website >= 0
+    groups = rival_groups(rkey, lclus)
+    for _ in range(max(params.iterations, 1)):
+        ratios = model.log_ratios()
+        # legal forms, like countries, tell a company from its namesake abroad: not capped
+        legal = ratios["legal"][levels[:, legal_k]]
+        name = tf + sum(ratios[f][levels[:, k]] for k, f in enumerate(FEATURES)) - legal
+        web = np.append(np.log(web_m / web_u), 0.0)[website]
+        used_web_u = web_u
+        log_bf = name + legal + fields + web
+        # each right group is a list of its own, with its own share of matches
+        rho = np.clip(matches / small, 1.0 / small, params.max_overlap)
+        group_prior = np.log(rho / (1 - rho) / large)
+        prior = group_prior[group]
+        cap = (np.log(large / params.name_twin_rate)[group]
+               + np.log(model.m["words"] / np.array(NAMESAKE_WORDS))[words])
+        capped = -np.logaddexp(-name, -cap) + legal + fields + web
+        rivals, alone = posterior(log_bf + prior, capped + prior, lkey, rkey, groups)
+        p = np.minimum(rivals, alone)
+        matches = np.bincount(group, weights=p, minlength=len(small)).astype(np.float64)
+        web_counts = np.bincount(website[web_seen], weights=1.0 - p[web_seen],
+                                 minlength=len(WEBSITE_LEVELS))
+        web_prior = np.array(WEBSITE_U) * params.u_prior_pairs
+        web_u = (web_counts + web_prior) / (web_counts.sum() + web_prior.sum())
+        new_m = model.m
+        if params.estimate_m:
+            counts = _level_counts(levels, p)
+            new_m = {}
+            for f in FEATURES:
+                prior_m = np.array(PRIOR_M[f]) * params.prior_strength
+                new_m[f] = (counts[f] + prior_m) / (counts[f].sum() + prior_m.sum())
+        # the model these probabilities came from, with the number of matches they imply
+        fit = Fitted(NameModel(model.m, u, float(matches.sum())), log_bf, prior, rivals, alone,
+                      web)
+        model = NameModel(new_m, u, float(matches.sum()))
+    fit.model.m["website"], fit.model.u["website"] = web_m, used_web_u
+    return fit
+
+
+
+def within_list_u(sides: Sequence[tuple[Sequence[NameProfile], pa.Table]], stats: TokenStats,
+                   params: MatchParams, con: duckdb.DuckDBPyConnection) -> dict[str, Floats]:
+    """Estimate u from candidate pairs of two different names of one list (other companies).
+
+    A sample of each list's names is blocked against the whole list, as in matching, so that
+    the pairs are as alike as the candidates of a real match; then a sample of pairs is scored.
+    """
+    rng = np.random.default_rng(params.seed)
+    chunks: list[tuple[int, ...]] = []
+    for profiles, keys in sides:
+        n = len(profiles)
+        anchors = np.arange(n) if n <= params.u_sample else rng.choice(n, params.u_sample, False)
+        pairs = candidates(con, keys, keys, stats.n, params,
+                            pa.table({"pid": pa.array(anchors, pa.int32())}))
+        if len(pairs) > params.u_pairs:
+            pairs = pairs.sample(params.u_pairs, random_state=params.seed)
+        for a, b in zip(pairs.lp.tolist(), pairs.rp.tolist(), strict=True):
+            c = compare(profiles[a], profiles[b], stats)
+            if c.possible:
+                chunks.append(c.levels)
+    levels = np.array(chunks, np.int64).reshape(-1, len(FEATURES))
+    return _estimate_u(levels, params.u_prior_pairs)
+
+
