@@ -178,14 +178,21 @@ def export(
 
 
 @app.command("map")
-def map_(path: WorkspacePath) -> None:
+def map_(
+    path: WorkspacePath,
+    full: Annotated[
+        bool,
+        typer.Option("--full", help="fit the matching model again and score every record, "
+                     "instead of scoring only partner records new since the last fit"),
+    ] = False,
+) -> None:
     """Account mapping: match our accounts against every partner's accounts -> overlaps."""
-    run_map(_open(path))
+    run_map(_open(path), full=full)
 
 
-def run_map(workspace: Workspace) -> MapReport:
+def run_map(workspace: Workspace, *, full: bool = False) -> MapReport:
     """Map the workspace with a status line and print the overlaps found and the matrix."""
-    return cast(MapReport, run_stage(workspace, "map", hooks=SHOWN))
+    return cast(MapReport, run_stage(workspace, "map", hooks=SHOWN, full=full))
 
 
 def print_map(workspace: Workspace, report: MapReport) -> None:
@@ -204,6 +211,14 @@ def print_map(workspace: Workspace, report: MapReport) -> None:
         f"{report.inserted:,} new, {report.updated:,} changed, {report.removed:,} removed, "
         f"{report.unchanged:,} unchanged."
     )
+    if report.mode == "incremental":
+        console.print(
+            f"Incremental map: {report.rescored:,} new or changed partner records scored with "
+            f"the saved model, {report.gone:,} dropped; `doorstep map {workspace.path} --full` "
+            "fits the model again."
+        )
+    else:
+        console.print(f"Full map: the model was fitted again ({report.mode_reason}).")
     if report.related:
         console.print(
             f"{report.related:,} related accounts (the same brand in another country, with its "

@@ -182,6 +182,13 @@ class MappingConfig(_Section):
     workers: int = Field(
         0, ge=0, description="processes used to normalise and compare names (0: every core)"
     )
+    refit_share: float = Field(
+        0.2,
+        gt=0,
+        le=1,
+        description="an incremental map fits the model again when more than this share of "
+        "the partner records it was fitted on are new or changed",
+    )
 
 
 class MeasureConfig(_Section):
@@ -389,6 +396,9 @@ expire_after_days = 14    # a routed lead nobody accepted expires this long afte
 # Minimum match probability for a fuzzy (probabilistic) account match.
 threshold = 0.9
 workers = 0               # processes that normalise and compare names; 0 uses every core
+refit_share = 0.2         # a map is incremental (scores only new or changed partner records
+                          # with the saved model) until more than this share of them changed;
+                          # then, or with `doorstep map --full`, the model is fitted again
 
 [measure]
 # An opportunity counts for a lead when created within this many days after it (one that names

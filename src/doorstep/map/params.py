@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 
+
+@dataclass(frozen=True)
 class MatchParams:
     """Settings of the matcher; log ratios are natural logs."""
 

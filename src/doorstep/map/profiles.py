@@ -128,11 +128,22 @@ class TokenStats:
     """Document frequencies of matching-form words over both sides' distinct names."""
 
     def __init__(self, profiles: Iterable[NameProfile], unseen: float = 0.25) -> None:
-        self.df: Counter[str] = Counter()
+        df: Counter[str] = Counter()
         n = 0
         for p in profiles:
-            self.df.update(set(p.tokens))
+            df.update(set(p.tokens))
             n += 1
+        self._set(df, n, unseen)
+
+    @classmethod
+    def from_counts(cls, df: Counter[str], n: int, unseen: float = 0.25) -> TokenStats:
+        """Return the statistics of `n` names whose words were counted in `df`."""
+        stats = cls.__new__(cls)
+        stats._set(df, n, unseen)
+        return stats
+
+    def _set(self, df: Counter[str], n: int, unseen: float) -> None:
+        self.df = df
         self.n = max(n, 1)
         self.log_n = math.log(self.n)
         self.unseen = unseen

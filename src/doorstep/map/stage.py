@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Connection, delete, insert, select, tuple_, update
 
 from doorstep.map.canonical import canonicalise
@@ -43,6 +47,11 @@ class MapReport:
     unchanged: int = 0
     related: int = 0
     warnings: list[str] = field(default_factory=list)
+    # "full" (the model fitted again, every record scored) or "incremental"
+    mode: str = "full"
+    mode_reason: str = ""
+    rescored: int = 0  # partner records the probabilistic tier scored
+    gone: int = 0  # partner records it dropped
 
 
 def _fetch(conn: Connection, statement: Any, names: list[str]) -> pa.Table:
@@ -157,9 +166,25 @@ def _our_clusters(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_OUR_CLUSTERS)
 
 
-def _fuzzy(con: duckdb.DuckDBPyConnection, threshold: float, workers: int | None) -> pa.Table:
-    """Probabilistic tier for partner accounts no exact tier matched."""
-    from doorstep.map.matcher import match_names
+@dataclass
+class MatchRun:
+    """How the probabilistic tier ran: a full fit, or an incremental re-map on the last one."""
+
+    mode: str = "full"  # "full" | "incremental"
+    reason: str = ""  # why a full fit, when it was one
+    rescored: int = 0  # partner records scored this run
+    gone: int = 0  # partner records no longer among the probabilistic tier's
+
+
+def _fuzzy(con: duckdb.DuckDBPyConnection, threshold: float, workers: int | None,
+           state_dir: Path | None, full: bool, refit_share: float) -> tuple[pa.Table, MatchRun]:
+    """Probabilistic tier for partner accounts no exact tier matched.
+
+    With `state_dir`, builds on the model the last full fit saved there: only partner records
+    it has not scored are scored, with the same model, unless a full fit is asked for or due.
+    """
+    from doorstep.map.matcher import fit_names, match_names, relink_names, resolve_names
+    from doorstep.map.params import DEFAULT_PARAMS
 
     # both sides in a fixed order: the model samples records by position
     left = con.sql("""
@@ -176,7 +201,52 @@ def _fuzzy(con: duckdb.DuckDBPyConnection, threshold: float, workers: int | None
                           AND e.partner_account_id = t.partner_account_id)
         ORDER BY partner_id, partner_account_id
     """).to_arrow_table()
-    return match_names(left, right, threshold=threshold, workers=workers)
+    if state_dir is None:
+        return match_names(left, right, threshold=threshold, workers=workers), MatchRun()
+    from doorstep.map.state import load_state, save_state
+
+    con.register("left_in", left)
+    row = con.sql("""
+        SELECT count(*), coalesce(bit_xor(hash(id, name, name_key, name_words, country_code,
+                                                domain, hint, cluster)), 0)
+        FROM left_in
+    """).fetchall()
+    con.unregister("left_in")
+    count, digest = row[0]
+    settings = hashlib.sha256(repr(DEFAULT_PARAMS).encode()).hexdigest()[:16]
+    fingerprint = f"{count}:{digest}:{settings}"
+    run = MatchRun()
+    state = None
+    if full:
+        run.reason = "asked for (--full)"
+    else:
+        state, run.reason = load_state(state_dir, fingerprint)
+        if state is not None:
+            known = set(state.groups)
+            groups = set(right.column("group").to_pylist())
+            if groups - known:
+                state, run.reason = None, f"new partner {sorted(groups - known)[0]}"
+    if state is not None:
+        from doorstep.map.records import record_keys
+
+        keys = pa.array(record_keys(right), pa.string())
+        fresh = pc.sum(pc.invert(pc.is_in(keys, value_set=state.right_keys))).as_py() or 0
+        if fresh > refit_share * max(len(state.right_keys), 1):
+            state, run.reason = None, (
+                f"{fresh:,} partner records new or changed, more than {refit_share:.0%} of "
+                "those the model was fitted on")
+    if state is None:
+        state = fit_names(left, right, workers=workers)
+        run.rescored = right.num_rows
+    else:
+        state, relinked = relink_names(state, right, workers=workers)
+        run.mode, run.rescored, run.gone = "incremental", relinked.new_records, \
+            relinked.gone_records
+    if state is None:  # a side is empty: nothing to fit, nothing to keep
+        shutil.rmtree(state_dir, ignore_errors=True)
+        return match_names(left, right, threshold=threshold, workers=workers), run
+    save_state(state, state_dir, fingerprint)
+    return resolve_names(state, right, threshold=threshold), run
 
 
 def find_overlaps(
@@ -187,6 +257,8 @@ def find_overlaps(
     progress: MapProgress | None = None,
     workers: int | None = None,
     with_related: bool = False,
+    state_dir: Path | None = None,
+    full: bool = False,
 ) -> Any:
     """Every (account, partner account) pair that is the same company, with method and evidence.
 
@@ -194,22 +266,40 @@ def find_overlaps(
     maplewave.nl in the Netherlands) is the same brand elsewhere, a *related account*, never an
     overlap, unless a shared id or the same domain links them. With `with_related`, returns
     (overlaps, related accounts). Pure in its inputs: `ours` has account_id, name, website,
-    country; `theirs` has partner_id,
-    partner_account_id, name, website, country, relationship and shared_account_id. `workers`
-    caps the processes used (None: every core).
+    country; `theirs` has partner_id, partner_account_id, name, website, country, relationship
+    and shared_account_id. `workers` caps the processes used (None: every core). With
+    `state_dir`, the probabilistic tier builds on the model saved there (see `map_accounts`).
     """
+    overlaps, related, _run = _find(ours, theirs, threshold=threshold, progress=progress,
+                                    workers=workers, state_dir=state_dir, full=full)
+    return (overlaps, related) if with_related else overlaps
+
+
+def _find(
+    ours: pa.Table,
+    theirs: pa.Table,
+    *,
+    threshold: float,
+    progress: MapProgress | None,
+    workers: int | None,
+    state_dir: Path | None,
+    full: bool,
+    refit_share: float = 0.2,
+) -> tuple[pa.Table, pa.Table, MatchRun]:
+    """Overlaps, related accounts and how the probabilistic tier ran."""
     con = duckdb.connect()
     if progress:
         progress("normalising websites, names and countries")
-    canonicalise(con, ours, "ours", workers)
-    canonicalise(con, theirs, "theirs", workers)
+    cache = None if state_dir is None else state_dir.parent / "canonical"
+    canonicalise(con, ours, "ours", workers, cache)
+    canonicalise(con, theirs, "theirs", workers, cache)
     if progress:
         progress("exact tiers: shared id, domain, name + country")
     con.execute(_EXACT_TIERS)
     _our_clusters(con)
     if progress:
         progress("probabilistic tier on what is left")
-    fuzzy = _fuzzy(con, threshold, workers)
+    fuzzy, run = _fuzzy(con, threshold, workers, state_dir, full, refit_share)
     con.register("fuzzy_in", fuzzy)
     result = con.sql(f"""
         WITH pairs AS (
@@ -272,9 +362,7 @@ def find_overlaps(
     con.close()
     flags = result.column("related").to_pylist()
     overlaps = result.filter(pa.array([not f for f in flags])).drop_columns(["related"])
-    if not with_related:
-        return overlaps
-    return overlaps, result.filter(pa.array(flags)).drop_columns(["related"])
+    return overlaps, result.filter(pa.array(flags)).drop_columns(["related"]), run
 
 
 def _usable(name: str | None, website: str | None) -> bool:
@@ -324,25 +412,40 @@ def _write_related(conn: Connection, related: pa.Table, now: datetime) -> None:
         conn.execute(insert(RelatedAccount), rows)
 
 
-def map_accounts(workspace: Workspace, *, progress: MapProgress | None = None) -> MapReport:
+def state_folder(workspace: Workspace) -> Path:
+    """Where the map stage keeps its fitted model and scored pairs between runs."""
+    return workspace.path / ".doorstep" / "map"
+
+
+def map_accounts(workspace: Workspace, *, progress: MapProgress | None = None,
+                 full: bool = False) -> MapReport:
     """Match every partner's accounts against ours and bring the stored overlaps up to date.
 
     Re-running with unchanged inputs changes nothing; a changed partner file changes only the
-    overlaps it affects.
+    overlaps it affects. The probabilistic tier is incremental: partner records already scored
+    keep their scores, and only new or changed ones are scored, with the model the last full
+    fit saved. A full fit runs when `full` asks for it, or when it is due: no saved model, our
+    accounts changed, a new partner, or more than `[mapping] refit_share` of the partner
+    records changed.
     """
     store = workspace.store
     with store.engine.connect() as conn:
         ours, theirs = _load(conn)
         partners = list(conn.execute(select(Partner.partner_id)).scalars())
     report = MapReport(warnings=_partners_without_keys(theirs, partners))
-    found, related = find_overlaps(
+    settings = workspace.config.mapping
+    found, related, run = _find(
         ours,
         theirs,
-        threshold=workspace.config.mapping.threshold,
+        threshold=settings.threshold,
         progress=progress,
-        workers=workspace.config.mapping.workers or None,
-        with_related=True,
+        workers=settings.workers or None,
+        state_dir=state_folder(workspace),
+        full=full,
+        refit_share=settings.refit_share,
     )
+    report.mode, report.mode_reason = run.mode, run.reason
+    report.rescored, report.gone = run.rescored, run.gone
     now = datetime.now(UTC).replace(tzinfo=None)
     key = ("account_id", "partner_id", "partner_account_id")
     wanted = {tuple(r[k] for k in key): r for r in found.to_pylist()}

@@ -1,0 +1,168 @@
+"""The matcher's state on disk: the fitted model and every scored pair, as Parquet and JSON.
+
+A full map writes it; an incremental map reads it, scores only the partner records that changed
+with the same model, and writes it back. It lives in the workspace (`.doorstep/map/`), is
+replaced whole (written beside, then renamed), and is thrown away, never trusted, when it is
+from another version of the matcher or unreadable: the next map is then a full one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, overload
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from doorstep.map.fit import Fitted, NameModel
+from doorstep.map.matcher import MatchState
+from doorstep.map.params import MatchParams
+from doorstep.map.profiles import NameProfile, TokenStats, profile
+from doorstep.map.records import FieldStats, Side
+
+# Bump when what the state holds, or what its numbers mean, changes.
+STATE_VERSION = 1
+
+
+class _Profiles(Sequence[NameProfile]):
+    """Our names' profiles, each built from its name when first asked for."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+        self.made: dict[int, NameProfile] = {}
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @overload
+    def __getitem__(self, i: int) -> NameProfile: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[NameProfile]: ...
+
+    def __getitem__(self, i: int | slice) -> NameProfile | Sequence[NameProfile]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        found = self.made.get(i)
+        if found is None:
+            found = self.made[i] = profile(self.texts[i])
+        return found
+
+
+def _profile_texts(side: Side) -> list[str]:
+    """Return, per name profile, the name that made it (its first record's)."""
+    texts: list[str | None] = [None] * len(side.profiles)
+    for rec, pid in enumerate(side.name_pid.tolist()):
+        if texts[pid] is None:
+            texts[pid] = side.text[rec]
+    return [t or "" for t in texts]
+
+
+def _floats(values: Any) -> list[float]:
+    return [float(x) for x in np.asarray(values, np.float64)]
+
+
+def save_state(state: MatchState, folder: Path, fingerprint: str) -> None:
+    """Write `state` to `folder` (replacing what is there), tagged with the inputs' fingerprint."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(folder.name + ".writing")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    left = state.left
+    model = state.fitted.model
+    table, constants = state.fields.to_tables()
+    meta = {
+        "version": STATE_VERSION,
+        "fingerprint": fingerprint,
+        "params": asdict(state.params),
+        "groups": state.groups,
+        "n": state.stats.n,
+        "m": {f: _floats(v) for f, v in model.m.items()},
+        "u": {f: _floats(v) for f, v in model.u.items()},
+        "matches": model.matches,
+        "web_log_ratios": _floats(state.fitted.web_log_ratios),
+        "group_prior": _floats(state.fitted.group_prior),
+        "group_cap": _floats(state.fitted.group_cap),
+        "fields": constants,
+    }
+    pq.write_table(table, tmp / "fields.parquet")
+    pq.write_table(pa.table({"word": list(state.stats.df),
+                             "df": pa.array(list(state.stats.df.values()), pa.int64())}),
+                   tmp / "words.parquet")
+    pq.write_table(state.counts, tmp / "counts.parquet")
+    pq.write_table(state.left_keys, tmp / "left_keys.parquet")
+    pq.write_table(state.pairs, tmp / "pairs.parquet")
+    pq.write_table(pa.table({"rkey": state.right_keys}), tmp / "right.parquet")
+    pq.write_table(pa.table({
+        "name_pid": pa.array(left.name_pid, pa.int64()),
+        "country": pa.array(left.country, pa.string()),
+        "domain": pa.array(left.domain, pa.string()),
+        "hint": pa.array(left.hint, pa.string()),
+        "cluster": pa.array(left.cluster, pa.string()),
+        "text": pa.array(left.text, pa.string()),
+    }), tmp / "left.parquet")
+    pq.write_table(pa.table({"text": pa.array(_profile_texts(left), pa.string())}),
+                   tmp / "left_names.parquet")
+    pq.write_table(pa.table({"id": left.ids, "record": pa.array(left.record, pa.int64())}),
+                   tmp / "left_ids.parquet")
+    (tmp / "state.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_state(folder: Path, fingerprint: str) -> tuple[MatchState | None, str]:
+    """Read the state in `folder`; (None, why) when there is none or it does not fit."""
+    meta_file = folder / "state.json"
+    if not meta_file.exists():
+        return None, "no earlier map to build on"
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        if meta.get("version") != STATE_VERSION:
+            return None, "the saved model is from another version of doorstep"
+        if meta.get("fingerprint") != fingerprint:
+            return None, "our accounts or the matcher's settings changed since the last fit"
+        return _read(folder, meta), ""
+    except (OSError, ValueError, KeyError, pa.ArrowException) as e:
+        return None, f"the saved model could not be read ({type(e).__name__})"
+
+
+def _read(folder: Path, meta: dict[str, Any]) -> MatchState:
+    words = pq.read_table(folder / "words.parquet")
+    params = MatchParams(**meta["params"])
+    stats = TokenStats.from_counts(
+        Counter(dict(zip(words["word"].to_pylist(), words["df"].to_pylist(), strict=True))),
+        meta["n"], params.unseen_token_count)
+    model = NameModel({f: np.array(v, np.float64) for f, v in meta["m"].items()},
+                      {f: np.array(v, np.float64) for f, v in meta["u"].items()},
+                      meta["matches"])
+    fitted = Fitted(model, np.array(meta["web_log_ratios"], np.float64),
+                    np.array(meta["group_prior"], np.float64),
+                    np.array(meta["group_cap"], np.float64))
+    fields = FieldStats.from_tables(pq.read_table(folder / "fields.parquet"), meta["fields"])
+    left_t = pq.read_table(folder / "left.parquet")
+    ids = pq.read_table(folder / "left_ids.parquet")
+    record = ids["record"].to_numpy()
+    left = Side(ids["id"].combine_chunks(), record, left_t["name_pid"].to_numpy(),
+                left_t["country"].to_pylist(), left_t["domain"].to_pylist(),
+                _Profiles(pq.read_table(folder / "left_names.parquet")["text"].to_pylist()),
+                [None] * left_t.num_rows, left_t["hint"].to_pylist(),
+                left_t["cluster"].to_pylist(), left_t["text"].to_pylist())
+    members: list[list[str]] = [[] for _ in range(left_t.num_rows)]
+    for rec, i in zip(record.tolist(), ids["id"].to_pylist(), strict=True):
+        members[rec].append(i)
+    return MatchState(params, stats, fitted, list(meta["groups"]), fields,
+                      pq.read_table(folder / "counts.parquet"),
+                      left, pq.read_table(folder / "left_keys.parquet"),
+                      pq.read_table(folder / "pairs.parquet"),
+                      pq.read_table(folder / "right.parquet")["rkey"].combine_chunks(), members)
