@@ -11,6 +11,7 @@ CIK (10,077 tickers, 7,854 CIKs), so the partner list is deduplicated to one rec
     .venv/bin/python benchmarks/sp500_names.py --errors       # and every remaining error
     .venv/bin/python benchmarks/sp500_names.py --generated    # also the synthetic demo world
     .venv/bin/python benchmarks/sp500_names.py --scale 200000 # also time 200k x 200k names
+    .venv/bin/python benchmarks/sp500_names.py --members      # the S&P 600 list instead
 """
 
 from __future__ import annotations
@@ -77,13 +78,27 @@ class Score:
 # --------------------------------------------------------------------------- data
 
 
-def load() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return (ours, partner): S&P rows with their CIK, and one SEC record per CIK."""
-    sp = pd.read_csv(DATA / "sp500_constituents.csv")
-    ours = pd.DataFrame({"id": [str(i) for i in range(len(sp))], "name": sp["Security"],
-                         "cik": sp["CIK"].astype(int)})
+def load(members: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return (ours, partner): S&P rows with their CIK, and one SEC record per CIK.
+
+    With `members`, ours are instead the US index members of `data/us_index_members.csv`
+    (the S&P 600's small caps, mostly, as Wikipedia names them; none is in the S&P 500), each
+    with the CIK the SEC gives its ticker; members whose ticker the SEC does not list are left
+    out.
+    """
     raw = json.loads((DATA / "sec_company_tickers.json").read_text())
     sec = pd.DataFrame(list(raw.values()))
+    if members:
+        listed = pd.read_csv(Path(__file__).resolve().parent / "data" / "us_index_members.csv",
+                             keep_default_na=False)
+        cik_of = dict(zip(sec["ticker"].str.upper(), sec["cik_str"].astype(int), strict=True))
+        listed = listed[listed["symbol"].isin(cik_of)].reset_index(drop=True)
+        ours = pd.DataFrame({"id": [str(i) for i in range(len(listed))], "name": listed["name"],
+                             "cik": [cik_of[t] for t in listed["symbol"]]})
+    else:
+        sp = pd.read_csv(DATA / "sp500_constituents.csv")
+        ours = pd.DataFrame({"id": [str(i) for i in range(len(sp))], "name": sp["Security"],
+                             "cik": sp["CIK"].astype(int)})
     titles_per_cik = sec.groupby("cik_str")["title"].nunique()
     assert titles_per_cik.max() == 1, "a CIK with several titles: count any title as correct"
     sec = sec.drop_duplicates("cik_str").reset_index(drop=True)
@@ -395,6 +410,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--generated", action="store_true", help="also the demo world")
     parser.add_argument("--scale", type=int, default=0, help="also time n x n synthetic names")
     parser.add_argument("--only-scale", action="store_true", help="skip the S&P table")
+    parser.add_argument("--members", action="store_true",
+                        help="the US index members (S&P 600 and others, not in the S&P 500) "
+                        "as our list instead of the S&P 500")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("doorstep.map.matcher").setLevel(logging.INFO)
@@ -402,7 +420,7 @@ def main(argv: list[str] | None = None) -> None:
         scale(args.scale or 200_000)
         return
 
-    ours, partner = load()
+    ours, partner = load(args.members)
     scores: list[Score] = []
     runs: list[tuple[str, Callable[[], Pairs]]] = [
         ("exact cleaned names (cleanco)", lambda: exact_cleanco(ours, partner)),
@@ -421,7 +439,8 @@ def main(argv: list[str] | None = None) -> None:
     scores.append(score(f"doorstep match_names, p >= {args.threshold}", pairs, ours, partner,
                         seconds))
     positives = scores[0].positives
-    print_scores(f"S&P 500 names vs SEC company list: {len(ours)} accounts, {len(partner):,} "
+    title = "US index members (S&P 600, ...)" if args.members else "S&P 500"
+    print_scores(f"{title} names vs SEC company list: {len(ours)} accounts, {len(partner):,} "
                  f"partner records, {positives} true pairs (names only)", scores)
     print_calibration(found, ours)
     if args.errors:
