@@ -1,18 +1,28 @@
-"""Mapping speed: 1M of our accounts against 10 partners x 200k accounts, beside Splink alone.
+"""Mapping speed: 1M of our accounts against 2 partners x 1M accounts, beside Splink.
 
-    .venv/bin/python benchmarks/mapping_speed.py [--accounts 1000000] [--partners 10]
-                                                 [--partner-accounts 200000]
-                                                 [--only {doorstep,splink}] [--cache DIR]
-                                                 [--blocking-counts]
+    .venv/bin/python benchmarks/mapping_speed.py [--accounts 1000000] [--partners 2]
+                                                 [--partner-accounts 1000000] [--cache DIR]
+                                                 [--only JOB ...] [--blocking-counts]
 
-Both runs use the same generated world (doorstep's demo generator, with its truth) in the same
-process. `--cache DIR` writes the world's three tables (ours, theirs, truth) to DIR as parquet on
-first use and reads them back on later runs with the same sizes; without it the world is
-generated in a temporary directory. `--only` runs one of the two.
+Four runs on the same generated world (doorstep's demo generator, with its truth), one after
+the other, each in a process of its own so that each peak memory is its own:
 
-The Splink-only run ("Splink 5 alone") is a genuine, unsupervised Splink model:
+1. `doorstep`: the map stage's matching (`doorstep.map.stage`, the exact tiers and the
+   probabilistic tier) from nothing: no cached keys, no saved model.
+2. `doorstep-incremental`: the same a day later, when 1% of the first partner's rows changed
+   (a third renamed, a third removed, a third new), on the model run 1 saved.
+3. `splink-careful`: what a careful Splink user does: clean each row with cleanco, tldextract
+   and pycountry (`careful_keys`), then Splink on DuckDB, trained without labels.
+4. `splink`: Splink alone on doorstep's bulk-normalised keys.
 
-- keys: name_key, domain and country_code come from doorstep's own bulk normaliser
+`--cache DIR` writes the world's three tables (ours, theirs, truth) to DIR as parquet on first
+use and reads them back on later runs with the same sizes; without it the world is generated in
+a temporary directory. `--only JOB` (repeatable) runs some of them.
+
+Both Splink runs are a genuine, unsupervised Splink model:
+
+- keys: in `splink-careful`, from `careful_keys`; in `splink`, name_key, domain and
+  country_code come from doorstep's own bulk normaliser
   (`doorstep.map.canonical.canonicalise`, into the DuckDB connection Splink then uses), exactly
   as doorstep computes them; non-identifying websites have no domain. That normalisation is timed
   as part of the Splink run, as doorstep pays for it too. An empty name_key is NULL (it was "",
@@ -36,24 +46,28 @@ The Splink-only run ("Splink 5 alone") is a genuine, unsupervised Splink model:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from _measure import Measured, machine, measure
+from _measure import machine, measure
 from rich.console import Console
 from rich.table import Table
 
 from doorstep.demo_world import generate_world
-from doorstep.map import find_overlaps
 from doorstep.map.canonical import canonicalise
+from doorstep.map.stage import _find
 
 console = Console()
 Pair = tuple[str, str, str]
@@ -134,10 +148,61 @@ def _block_sizes(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
     return out
 
 
+def careful_keys(records: pa.Table, ids: list[str]) -> pa.Table:
+    """What a careful Splink user writes before Splink: per row, cleanco's basename of the
+    name (lower case, punctuation and accents folded), tldextract's registrable domain of the
+    website (its bundled suffix list, nothing fetched; social and free-mail sites dropped) and
+    an ISO country code from pycountry, each value cached once seen."""
+    import re
+    import unicodedata
+
+    import pycountry
+    import tldextract
+    from cleanco import basename
+
+    extract = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+    shared = {"linkedin.com", "facebook.com", "gmail.com", "yahoo.com", "hotmail.com",
+              "outlook.com", "wixsite.com", "twitter.com", "instagram.com"}
+
+    @functools.cache
+    def name_key(name: str) -> str | None:
+        folded = unicodedata.normalize("NFKD", basename(name)).encode("ascii", "ignore")
+        key = " ".join(re.sub(r"[^a-z0-9]+", " ", folded.decode().lower()).split())
+        return key or None
+
+    def domain(site: str) -> str | None:
+        host = site.split("@")[-1]
+        found = extract(host).top_domain_under_public_suffix.lower()
+        return found if found and found not in shared else None
+
+    @functools.cache
+    def country(text: str) -> str | None:
+        try:
+            return str(pycountry.countries.lookup(text.strip()).alpha_2)
+        except LookupError:
+            return None
+
+    names = [name_key(n) if n else None for n in records.column("name").to_pylist()]
+    return pa.table({
+        "unique_id": pa.array(ids, pa.string()),
+        "name_key": pa.array(names, pa.string()),
+        "domain": pa.array([domain(w) if w else None
+                            for w in records.column("website").to_pylist()], pa.string()),
+        "country_code": pa.array([country(c) if c else None
+                                  for c in records.column("country").to_pylist()], pa.string()),
+        "first_token": pa.array([n.split(" ", 1)[0] if n else None for n in names],
+                                pa.string()),
+    })
+
+
 def splink_only(ours: pa.Table, theirs: pa.Table, threshold: float = 0.9, *,
                 phases: Phases | None = None, blocking_counts: bool = False,
-                spill: Path | None = None) -> set[Pair]:
-    """Splink 5 on DuckDB alone, trained without labels (settings in the module docstring)."""
+                spill: Path | None = None, careful: bool = False) -> set[Pair]:
+    """Splink 5 on DuckDB alone, trained without labels (settings in the module docstring).
+
+    `careful`: the keys come from per-row cleaning with cleanco and tldextract
+    (`careful_keys`) instead of doorstep's bulk normaliser.
+    """
     import splink.comparison_library as cl
     from splink import DuckDBAPI, Linker, SettingsCreator, block_on
     from splink.blocking_analysis import count_comparisons_from_blocking_rules
@@ -155,10 +220,24 @@ def splink_only(ours: pa.Table, theirs: pa.Table, threshold: float = 0.9, *,
         con.execute(f"SET temp_directory = '{tmp}'")
         con.execute("SET preserve_insertion_order = false")
         try:
-            phase("normalising (doorstep's canonicalise)")
-            canonicalise(con, ours, "ours_keyed")
-            canonicalise(con, theirs, "theirs_keyed")
-            con.execute("""
+            if careful:
+                phase("cleaning per row (cleanco, tldextract, pycountry)")
+                left = careful_keys(ours, ours.column("account_id").to_pylist())
+                right = careful_keys(theirs, [f"{p}\x1f{a}" for p, a in zip(
+                    theirs.column("partner_id").to_pylist(),
+                    theirs.column("partner_account_id").to_pylist(), strict=True)])
+                con.register("left_in", left)
+                con.register("right_in", right)
+                con.sql("CREATE TABLE splink_ours AS SELECT * FROM left_in")
+                con.sql("CREATE TABLE splink_theirs AS SELECT * FROM right_in")
+                con.unregister("left_in")
+                con.unregister("right_in")
+                del left, right
+            else:
+                phase("normalising (doorstep's canonicalise)")
+                canonicalise(con, ours, "ours_keyed")
+                canonicalise(con, theirs, "theirs_keyed")
+            con.sql("SELECT 1" if careful else """
                 CREATE TABLE splink_ours AS
                 SELECT account_id AS unique_id, nullif(name_key, '') AS name_key, domain,
                        country_code, nullif(split_part(name_key, ' ', 1), '') AS first_token
@@ -264,90 +343,154 @@ def _phase_table(title: str, phases: Phases) -> Table:
     return where
 
 
-def _row(run: str, m: Measured, records: int, found: set[Pair], truth: set[Pair],
-         base: Measured | None) -> list[str]:
-    p, r = _prf(found, truth)
-    return [run, f"{m.seconds:,.0f}", f"{records / m.seconds:,.0f}",
-            f"{m.peak_rss / 2**30:.1f} GiB", f"{p:.4f}", f"{r:.4f}",
-            f"{m.seconds / base.seconds:.2f}x" if base else "-"]
+def change_one_partner(theirs: pa.Table, share: float = 0.01,
+                       ) -> tuple[pa.Table, dict[tuple[str, str], str]]:
+    """The first partner's list a day later: `share` of its rows touched, a third each renamed
+    (a word added), removed, and added (new records copied from its other rows, new ids).
+    Also returns the copies: (partner, copied row's id) -> the new id."""
+    first = theirs.column("partner_id")[0].as_py()
+    rows = theirs.to_pylist()
+    mine = [k for k, r in enumerate(rows) if r["partner_id"] == first]
+    step = max(int(1 / (share / 3)), 1)
+    renamed, removed = set(mine[::step]), set(mine[step // 2::step])
+    out = [{**r, "name": f"{r['name']} Group"} if k in renamed else r
+           for k, r in enumerate(rows) if k not in removed]
+    copies = {(rows[k]["partner_id"], rows[k]["partner_account_id"]): f"NEW-{n:07d}"
+              for n, k in enumerate(mine[step // 3::step])}
+    out += [{**rows[k], "partner_account_id": copies[(rows[k]["partner_id"],
+                                                      rows[k]["partner_account_id"])]}
+            for k in mine[step // 3::step]]
+    return pa.Table.from_pylist(out, schema=theirs.schema), copies
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--accounts", type=int, default=1_000_000)
-    parser.add_argument("--partners", type=int, default=10)
-    parser.add_argument("--partner-accounts", type=int, default=200_000)
-    parser.add_argument("--only", choices=("doorstep", "splink"),
-                        help="run only doorstep or only the Splink baseline (default: both)")
-    parser.add_argument("--no-splink", action="store_true", help="same as --only doorstep")
-    parser.add_argument("--cache", type=Path, metavar="DIR",
-                        help="keep the generated world in DIR as parquet and reuse it")
-    parser.add_argument("--blocking-counts", action="store_true",
-                        help="also run Splink's blocking analysis (adds to Splink's time)")
-    args = parser.parse_args()
-    if args.no_splink:
-        if args.only == "splink":
-            parser.error("--no-splink contradicts --only splink")
-        args.only = "doorstep"
-    run_doorstep = args.only in (None, "doorstep")
-    run_splink = args.only in (None, "splink")
+JOBS = ("doorstep", "doorstep-incremental", "splink-careful", "splink")
+LABELS = {
+    "doorstep": "doorstep map, full (cold: nothing cached)",
+    "doorstep-incremental": "doorstep re-map after 1% of one partner changed",
+    "splink-careful": "careful Splink 5 pipeline (cleanco + tldextract per row)",
+    "splink": "Splink 5 alone (doorstep's keys)",
+}
 
+
+def run_job(job: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Run one job in this process; return its measurements as plain data."""
     ours, theirs, truth_t = load_world(args.cache, args.accounts, args.partners,
                                        args.partner_accounts)
     truth = set(zip(*(truth_t[c].to_pylist() for c in TRUTH_COLUMNS), strict=True))
     theirs = theirs.append_column("shared_account_id", pa.nulls(theirs.num_rows, pa.string()))
-    records = ours.num_rows + theirs.num_rows
-    console.print(f"{machine()}\n{ours.num_rows:,} accounts x {theirs.num_rows:,} partner "
-                  f"accounts ({args.partners} partners), {len(truth):,} true overlaps")
-
-    table = Table(title="Mapping speed", title_justify="left")
-    columns = ("run", "wall s", "records/s", "peak RSS", "precision", "recall", "vs doorstep")
-    for col in columns:
-        table.add_column(col, justify="left" if col == "run" else "right")
-    notes: list[Table] = []
-    doorstep: Measured | None = None
-    if run_doorstep:
-        phases: Phases = []
+    phases: Phases = []
+    laps = _LapRecorder()
+    logging.getLogger("doorstep.map.matcher").addHandler(laps)
+    logging.getLogger("doorstep.map.matcher").setLevel(logging.INFO)
+    state = Path(args.state)
+    extra: dict[str, Any] = {}
+    if job.startswith("doorstep"):
         start = time.perf_counter()
 
         def progress(step: str) -> None:
             phases.append((step, time.perf_counter() - start))
 
-        laps = _LapRecorder()
-        logging.getLogger("doorstep.map.matcher").addHandler(laps)
-        logging.getLogger("doorstep.map.matcher").setLevel(logging.INFO)
-        result, doorstep = measure(lambda: find_overlaps(ours, theirs, threshold=0.9,
-                                                         progress=progress))
-        logging.getLogger("doorstep.map.matcher").removeHandler(laps)
-        phases.append(("done", doorstep.seconds))
+        if job == "doorstep-incremental":
+            theirs, copies = change_one_partner(theirs)
+            ids = set(theirs.column("partner_account_id").to_pylist())
+            truth = {t for t in truth if t[2] in ids} | {
+                (acc, partner, copies[(partner, pid)]) for acc, partner, pid in truth
+                if (partner, pid) in copies}
+
+        def work() -> tuple[Any, Any]:
+            found, _related, run = _find(ours, theirs, threshold=0.9, progress=progress,
+                                         workers=None, state_dir=state, full=False)
+            return found, run
+
+        (result, run), m = measure(work)
+        phases.append(("done", m.seconds))
+        extra = {"mode": run.mode, "reason": run.reason, "rescored": run.rescored}
         found = {(r["account_id"], r["partner_id"], r["partner_account_id"])
                  for r in result.select(TRUTH_COLUMNS).to_pylist()}
-        del result
-        p, r = _prf(found, truth)
-        console.print(f"doorstep: {doorstep.seconds:,.0f} s, peak "
-                      f"{doorstep.peak_rss / 2**30:.1f} GiB, precision {p:.4f}, recall {r:.4f}")
-        table.add_row(*_row("doorstep map (exact tiers + match_names)", doorstep, records, found,
-                            truth, doorstep))
-        notes.append(_phase_table("Where doorstep's time goes", phases))
-        inside = Table(title="Inside the probabilistic tier", title_justify="left")
-        inside.add_column("step")
-        inside.add_column("seconds", justify="right")
-        for step, seconds in laps.laps:
-            inside.add_row(step, f"{seconds:,.1f}")
-        notes.append(inside)
-    if run_splink:
-        splink_phases: Phases = []
-        pairs, spl = measure(lambda: splink_only(
-            ours, theirs, phases=splink_phases, blocking_counts=args.blocking_counts,
-            spill=args.cache))
-        p, r = _prf(pairs, truth)
-        console.print(f"Splink: {spl.seconds:,.0f} s, peak {spl.peak_rss / 2**30:.1f} GiB, "
-                      f"precision {p:.4f}, recall {r:.4f}")
-        table.add_row(*_row("Splink 5 alone (DuckDB, EM)", spl, records, pairs, truth, doorstep))
-        notes.append(_phase_table("Where Splink's time goes", splink_phases))
+    else:
+        found, m = measure(lambda: splink_only(
+            ours, theirs, phases=phases, blocking_counts=args.blocking_counts,
+            spill=args.cache, careful=job == "splink-careful"))
+        phases.append(("done", m.seconds))
+    p, r = _prf(found, truth)
+    return {"job": job, "seconds": m.seconds, "peak": m.peak_rss, "precision": p, "recall": r,
+            "records": ours.num_rows + theirs.num_rows, "truth": len(truth),
+            "phases": phases, "laps": laps.laps, **extra}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=1_000_000)
+    parser.add_argument("--partners", type=int, default=2)
+    parser.add_argument("--partner-accounts", type=int, default=1_000_000)
+    parser.add_argument("--only", choices=JOBS, action="append",
+                        help="run only these (repeatable; default: all, in order)")
+    parser.add_argument("--cache", type=Path, metavar="DIR",
+                        help="keep the generated world in DIR as parquet and reuse it")
+    parser.add_argument("--blocking-counts", action="store_true",
+                        help="also run Splink's blocking analysis (adds to Splink's time)")
+    parser.add_argument("--job", choices=JOBS, help=argparse.SUPPRESS)
+    parser.add_argument("--state", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.job:  # a child: one job, its result as JSON
+        Path(args.out).write_text(json.dumps(run_job(args.job, args)))
+        return
+    with tempfile.TemporaryDirectory(prefix="mapping-speed-") as tmp:
+        if args.cache is None:
+            args.cache = Path(tmp) / "world"
+        ours, theirs, truth = load_world(args.cache, args.accounts, args.partners,
+                                         args.partner_accounts)
+        console.print(f"{machine()}\n{ours.num_rows:,} accounts x {theirs.num_rows:,} partner "
+                      f"accounts ({args.partners} partners), {truth.num_rows:,} true overlaps")
+        del ours, theirs, truth
+        jobs = [j for j in JOBS if not args.only or j in args.only]
+        if "doorstep-incremental" in jobs and "doorstep" not in jobs:
+            parser.error("the incremental run needs the full run before it (--only doorstep)")
+        results = []
+        for job in jobs:
+            out = Path(tmp) / f"{job}.json"
+            # each run in a process of its own, so that its peak memory is its own
+            command = [sys.executable, __file__, "--job", job, "--state", str(Path(tmp) / "map"),
+                       "--out", str(out), "--cache", str(args.cache),
+                       "--accounts", str(args.accounts), "--partners", str(args.partners),
+                       "--partner-accounts", str(args.partner_accounts)]
+            if args.blocking_counts:
+                command.append("--blocking-counts")
+            with console.status(f"running {LABELS[job]}"):
+                subprocess.run(command, check=True)
+            results.append(json.loads(out.read_text()))
+            done = results[-1]
+            console.print(f"{LABELS[job]}: {done['seconds']:,.1f} s, peak "
+                          f"{done['peak'] / 2**30:.2f} GiB, precision {done['precision']:.4f}, "
+                          f"recall {done['recall']:.4f}"
+                          + (f" ({done['mode']}: {done['rescored']:,} records scored)"
+                             if "mode" in done else ""))
+    _report(results)
+
+
+def _report(results: list[dict[str, Any]]) -> None:
+    base = next((r for r in results if r["job"] == "doorstep"), results[0])
+    table = Table(title="Mapping speed", title_justify="left")
+    for col in ("run", "wall s", "records/s", "peak memory", "precision", "recall",
+                "time vs doorstep"):
+        table.add_column(col, justify="left" if col == "run" else "right")
+    for r in results:
+        table.add_row(LABELS[r["job"]], f"{r['seconds']:,.1f}",
+                      f"{r['records'] / r['seconds']:,.0f}", f"{r['peak'] / 2**30:.2f} GiB",
+                      f"{r['precision']:.4f}", f"{r['recall']:.4f}",
+                      f"{r['seconds'] / base['seconds']:.2f}x")
     console.print(table)
-    for note in notes:
-        console.print(note)
+    for r in results:
+        console.print(_phase_table(f"Where the time goes: {LABELS[r['job']]}",
+                                   [(a, b) for a, b in r["phases"]]))
+        if r["laps"]:
+            inside = Table(title="  inside the probabilistic tier", title_justify="left")
+            inside.add_column("step")
+            inside.add_column("seconds", justify="right")
+            for step, seconds in r["laps"]:
+                inside.add_row(step, f"{seconds:,.1f}")
+            console.print(inside)
 
 
 if __name__ == "__main__":

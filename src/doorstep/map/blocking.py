@@ -28,8 +28,11 @@ def blocking_keys(p: NameProfile, stats: TokenStats) -> set[str]:
     for size in (2, 3):
         for i in range(len(p.tokens) - size + 1):
             keys.add("t:" + "".join(p.tokens[i:i + size]))
-    for size in range(2, min(len(content), 6) + 1):
-        keys.add("t:" + "".join(t[0] for t in content[:size]))
+    initials = ""
+    for t in content[:6]:
+        initials += t[0]
+        if len(initials) >= 2:
+            keys.add("t:" + initials)
     if len(content) > 1:
         ranked = sorted(content, key=lambda t: (stats.df.get(t, 0), t))
         keys.add("p:" + " ".join(sorted(ranked[:2])))

@@ -620,6 +620,12 @@ def _country_code(country: str) -> str | None:
     return None if key in _NOT_A_COUNTRY else _country_index().get(key)
 
 
+@lru_cache(maxsize=1)
+def country_words() -> frozenset[str]:
+    """Return every word of every known country spelling (lookup form)."""
+    return frozenset(w for key in _country_index() for w in key.split())
+
+
 def normalise_country(country: str | None) -> str | None:
     """Return the ISO 3166-1 alpha-2 code of a country code, name or common alias, or None."""
     if not isinstance(country, str):

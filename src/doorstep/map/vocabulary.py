@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
-from doorstep.map.normalize import name_tokens, normalise_country
+from doorstep.map.normalize import country_words, name_tokens, normalise_country
 
 # Common business abbreviations, expanded before comparison: general, never per company.
 ABBREVIATIONS: dict[str, str] = {
@@ -98,6 +98,10 @@ def is_region(tail: tuple[str, ...]) -> bool:
     phrase = " ".join(words)
     if not phrase or phrase in REGIONS or all(t in REGIONS for t in words):
         return bool(phrase)
+    # most tails are no country's words at all: no need to look them up
+    known = country_words()
+    if not all(t in known for t in (words[1:] if words[0] == "the" else words)):
+        return False
     return len(phrase) >= 4 and normalise_country(phrase) is not None
 
 
