@@ -77,6 +77,7 @@ def _blank(folder: Path) -> None:
     assert state is not None, why
     state.pairs = state.pairs.slice(0, 0)
     state.right_keys = state.right_keys.slice(0, 0)
+    state.explained = state.explained.slice(0, 0)
     save_state(state, folder, fingerprint)
 
 
@@ -138,7 +139,7 @@ def test_an_unreadable_saved_model_means_a_full_map(
     ours, theirs = world
     state = tmp_path / "map"
     first, _ = _map(ours, theirs, state)
-    (state / "pairs.parquet").write_bytes(b"not parquet")
+    (state / "scored" / "pairs.parquet").write_bytes(b"not parquet")
     second, run = _map(ours, theirs, state)
     assert run.mode == "full" and "could not be read" in run.reason
     assert second.equals(first)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ CANONICAL_VERSION = 1
 
 
 def _distinct_table(
-    values: Iterable[str | None],
+    values: pa.ChunkedArray | pa.Array,
     source: str,
     columns: Sequence[str],
     fn: Callable[[str], tuple[Any, ...]],
@@ -37,29 +37,31 @@ def _distinct_table(
     """Apply `fn` (one tuple of `columns` per value) once per distinct non-blank value.
 
     With `cache` (a Parquet file), values normalised on an earlier run are read from it and
-    only new ones are normalised; the file is then brought up to date.
+    only new ones are normalised; the file is then brought up to date, and the table returned
+    holds the earlier values too.
     """
-    distinct = sorted({v for v in values if v})
     known = _read_cache(cache, source, columns)
-    if known is not None:
-        todo = sorted(set(distinct) - set(known.column(source).to_pylist()))
-    else:
-        todo = distinct
+    con = duckdb.connect()
+    try:
+        con.register("v_in", pa.table({"v": pc.cast(values, pa.string())}))
+        anti = ""
+        if known is not None:
+            con.register("known_in", known)
+            anti = f"ANTI JOIN known_in k ON k.{source} = v_in.v"
+        todo = sorted(v for (v,) in con.sql(
+            f"SELECT DISTINCT v_in.v FROM v_in {anti} WHERE v_in.v <> ''").fetchall())
+    finally:
+        con.close()
     rows = map_items(fn, todo, workers=workers)
     data: dict[str, pa.Array] = {source: pa.array(todo, pa.string())}
     for k, name in enumerate(columns):
         data[name] = pa.array([r[k] for r in rows], pa.string())
     fresh = pa.table(data)
-    if known is None:
-        table = fresh
-    else:
-        table = pa.concat_tables([known, fresh.cast(known.schema)]) if todo else known
+    # values seen on earlier runs but not in `values` stay: callers join by value
+    table = fresh if known is None else pa.concat_tables([known, fresh.cast(known.schema)])
     if cache is not None and (todo or known is None):
         _write_cache(cache, table)
-    if known is None or len(table) == len(distinct):
-        return table
-    wanted = pa.array(distinct, pa.string())
-    return table.filter(pc.is_in(table.column(source), value_set=wanted))
+    return table
 
 
 def _versions() -> str:
@@ -106,7 +108,7 @@ def _website_row(website: str) -> tuple[str | None, str | None, str | None, str 
     )
 
 
-def website_keys(websites: Iterable[str | None], workers: int | None = None,
+def website_keys(websites: pa.ChunkedArray | pa.Array, workers: int | None = None,
                  cache: Path | None = None) -> pa.Table:
     """For each distinct website: host, registrable domain, why it cannot identify, and hint."""
     return _distinct_table(
@@ -115,7 +117,7 @@ def website_keys(websites: Iterable[str | None], workers: int | None = None,
     )
 
 
-def name_keys(names: Iterable[str | None], workers: int | None = None,
+def name_keys(names: pa.ChunkedArray | pa.Array, workers: int | None = None,
               cache: Path | None = None) -> pa.Table:
     """For each distinct company name: its normalised form, and all its words (legal form too)."""
     return _distinct_table(names, "name", ("name_key", "name_words"), name_forms, workers, cache)
@@ -125,7 +127,7 @@ def _country_row(country: str) -> tuple[str | None]:
     return (normalise_country(country),)
 
 
-def country_keys(countries: Iterable[str | None], workers: int | None = None,
+def country_keys(countries: pa.ChunkedArray | pa.Array, workers: int | None = None,
                  cache: Path | None = None) -> pa.Table:
     """For each distinct country as written: its ISO 3166 alpha-2 code, or null."""
     return _distinct_table(countries, "country", ("country_code",), _country_row, workers,
@@ -144,9 +146,9 @@ def canonicalise(
     def file(kind: str) -> Path | None:
         return None if cache is None else cache / f"{kind}.parquet"
 
-    websites = website_keys(records.column("website").to_pylist(), workers, file("websites"))
-    names = name_keys(records.column("name").to_pylist(), workers, file("names"))
-    countries = country_keys(records.column("country").to_pylist(), workers, file("countries"))
+    websites = website_keys(records.column("website"), workers, file("websites"))
+    names = name_keys(records.column("name"), workers, file("names"))
+    countries = country_keys(records.column("country"), workers, file("countries"))
     con.register("records_in", records)
     con.register("websites_in", websites)
     con.register("names_in", names)

@@ -44,7 +44,7 @@ from doorstep.map.comparison import compare
 from doorstep.map.explain import evidence as explain_pair
 from doorstep.map.fit import Fitted, NameModel, fit, pair_terms, within_list_u
 from doorstep.map.levels import FEATURES
-from doorstep.map.parallel import map_ranges
+from doorstep.map.parallel import MIN_PARALLEL_ITEMS, map_ranges
 from doorstep.map.params import DEFAULT_PARAMS, MatchParams
 from doorstep.map.profiles import NameProfile, TokenStats
 from doorstep.map.records import FieldStats, Side, field_log_ratios, record_keys, side_of
@@ -58,8 +58,11 @@ PAIR_SCHEMA = pa.schema([
     ("rkey", pa.string()), ("group", pa.string()), ("lrec", pa.int64()),
     ("log_bf", pa.float64()), ("capped", pa.float64()), ("c_lr", pa.float64()),
     ("d_lr", pa.float64()), ("web", pa.float64()), ("c_lvl", pa.int64()),
-    ("d_lvl", pa.int64()), ("x_lvl", pa.int64()), ("rname", pa.string()),
+    ("d_lvl", pa.int64()), ("x_lvl", pa.int64()),
 ])
+
+EXPLAINED_SCHEMA = pa.schema([("rkey", pa.string()), ("lrec", pa.int64()),
+                              ("signature", pa.string()), ("evidence", pa.string())])
 
 _EMPTY = pa.table({"left_id": pa.array([], pa.string()), "right_id": pa.array([], pa.string()),
                    "probability": pa.array([], pa.float64()),
@@ -80,12 +83,17 @@ class MatchState:
     fitted: Fitted
     groups: list[str]  # right groups (partners), in the order of `fitted`'s arrays
     fields: FieldStats
-    counts: pa.Table  # key, nl, nr
+    # key, nl, nr; and pid, key: tables, or (read back from a saved state) relations DuckDB
+    # scans where they lie
+    counts: pa.Table | str
     left: Side
-    left_keys: pa.Table  # pid, key
+    left_keys: pa.Table | str
     pairs: pa.Table  # PAIR_SCHEMA
     right_keys: pa.Array  # every right record scored, with or without a candidate
     members: list[list[str]] = field(default_factory=list)  # left ids per left record
+    # the evidence of each pair last chosen (rkey, lrec, signature, evidence), reused while
+    # its rivals and probabilities stay as they were
+    explained: pa.Table = field(default_factory=lambda: EXPLAINED_SCHEMA.empty_table())
 
 
 @dataclass
@@ -111,7 +119,8 @@ def _compare_pairs(left: Sequence[NameProfile], right: Sequence[NameProfile], lp
         return (np.array(tf, np.float64),
                 np.array(levels, np.int64).reshape(-1, len(FEATURES)))
 
-    stats.prepare()  # built once here, not once per worker
+    if len(lp) >= MIN_PARALLEL_ITEMS:
+        stats.prepare()  # built once here, not once per worker
     parts = map_ranges(task, len(lp), workers=workers)
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
@@ -181,7 +190,6 @@ def _pair_table(f: _Features, rside: Side, fitted: Fitted, groups: list[str]) ->
         "d_lr": pa.array(f.d_lr, pa.float64()), "web": pa.array(web, pa.float64()),
         "c_lvl": pa.array(f.c_lvl, pa.int64()), "d_lvl": pa.array(f.d_lvl, pa.int64()),
         "x_lvl": pa.array(f.x_lvl, pa.int64()),
-        "rname": pa.array([rside.text[r] for r in rows], pa.string()),
     }, schema=PAIR_SCHEMA)
 
 
@@ -233,7 +241,7 @@ def relink_names(state: MatchState, right: pa.Table, *, workers: int | None = No
     the new state (same model, pairs brought up to date).
     """
     clock = _Clock()
-    keys = pa.array(record_keys(right), pa.string())
+    keys = record_keys(right)
     seen = pc.is_in(keys, value_set=state.right_keys)
     fresh = right.filter(pc.invert(seen))
     now_keys = pa.array(sorted(set(keys.to_pylist())), pa.string())
@@ -259,23 +267,35 @@ def relink_names(state: MatchState, right: pa.Table, *, workers: int | None = No
         pairs = pa.concat_tables([pairs, new])
     relinked = MatchState(state.params, state.stats, state.fitted, state.groups, state.fields,
                           state.counts, state.left, state.left_keys, pairs, now_keys,
-                          state.members)
+                          state.members, state.explained)
     return relinked, report
 
 
 def resolve_names(state: MatchState, right: pa.Table, *, threshold: float) -> pa.Table:
     """Resolve every scored pair against its rivals; return (left_id, right_id, probability,
-    evidence) rows at or above `threshold`, for the right rows of `right` (ids in `id`)."""
+    evidence) rows at or above `threshold`, for the right rows of `right` (ids in `id`).
+
+    Keeps the chosen pairs' evidence in `state.explained`, and explains again only pairs
+    whose rivals or probabilities moved since.
+    """
     clock = _Clock()
-    pairs = state.pairs.sort_by([("group", "ascending"), ("rkey", "ascending"),
-                                 ("lrec", "ascending")])
+    con = duckdb.connect()
+    try:
+        con.register("pairs_in", state.pairs)
+        # one fixed order, whichever run scored which pair: sums are then added alike
+        pairs = con.sql("SELECT * FROM pairs_in ORDER BY rkey, lrec").to_arrow_table()
+    finally:
+        con.close()
     if not pairs.num_rows:
         return _EMPTY
-    code = {g: k for k, g in enumerate(state.groups)}
-    group = np.array([code[g] for g in pairs["group"].to_pylist()], np.int64)
+    group = pc.index_in(pairs["group"], value_set=pa.array(state.groups, pa.string()))
+    group = group.to_numpy().astype(np.int64)
     lrec = pairs["lrec"].to_numpy()
-    rrec, _ = pd.factorize(pd.Series(pairs["rkey"].to_pylist(), dtype=object), sort=False)
-    rrec = rrec.astype(np.int64)
+    # sorted by rkey: equal keys are adjacent, and each run is one right record
+    rkeys = pairs["rkey"].combine_chunks()
+    starts = pc.not_equal(rkeys.slice(1), rkeys.slice(0, len(rkeys) - 1)).to_numpy(
+        zero_copy_only=False) if len(rkeys) > 1 else np.zeros(0, bool)
+    rrec = np.concatenate([[0], np.cumsum(starts)]).astype(np.int64)
     lkey = lrec * len(state.groups) + group
     clusters = _cluster_index(state.left)
     groups = rival_groups(rrec, None if clusters is None else clusters[lrec])
@@ -287,7 +307,7 @@ def resolve_names(state: MatchState, right: pa.Table, *, threshold: float) -> pa
     chosen = np.flatnonzero(prob >= threshold)
     rivals = np.bincount(lkey)[lkey] + np.bincount(rrec)[rrec] - 2
     ratios = state.fitted.model.log_ratios()
-    keys = pa.array(record_keys(right), pa.string())
+    keys = record_keys(right)
     rmembers: dict[str, list[str]] = {}
     for k, i in zip(keys.to_pylist(), right.column("id").to_pylist(), strict=True):
         rmembers.setdefault(k, []).append(str(i))
@@ -295,28 +315,41 @@ def resolve_names(state: MatchState, right: pa.Table, *, threshold: float) -> pa
     rows_r: list[str] = []
     probs: list[float] = []
     evidence: list[str] = []
-    rkey, rname = pairs["rkey"].to_pylist(), pairs["rname"].to_pylist()
+    picked = pa.array(chosen, pa.int64())
+    rkey = dict(zip(chosen.tolist(), pairs["rkey"].take(picked).to_pylist(), strict=True))
     numbers = {c: pairs[c].to_numpy() for c in ("c_lr", "d_lr", "web", "c_lvl", "d_lvl",
                                                 "x_lvl")}
     left = state.left
+    before = {(r, i): (sig, ev) for r, i, sig, ev in zip(
+        *(state.explained[c].to_pylist() for c in EXPLAINED_SCHEMA.names), strict=True)}
+    explained: dict[str, list[Any]] = {c: [] for c in EXPLAINED_SCHEMA.names}
     for k in chosen.tolist():
         i = int(lrec[k])
-        lp = left.profiles[int(left.name_pid[i])]
-        cmp = compare(lp, _right_profile(rname[k]), state.stats, explain=True)
-        ev = explain_pair(cmp, ratios, (float(numbers["c_lr"][k]), float(numbers["d_lr"][k]),
-                                        float(numbers["web"][k])),
-                          (int(numbers["c_lvl"][k]), int(numbers["d_lvl"][k]),
-                           int(numbers["x_lvl"][k])), float(log_bf[k]), float(prior[k]),
-                          int(rivals[k]))
-        ev["probability"] = {"against_rivals": round(float(rivals_p[k]), 4),
-                             "alone": round(float(alone[k]), 4)}
-        text = json.dumps(ev, sort_keys=True)
+        against, own = round(float(rivals_p[k]), 4), round(float(alone[k]), 4)
+        signature = f"{int(rivals[k])}|{against}|{own}"
+        sig, text = before.get((rkey[k], i), ("", ""))
+        if sig != signature:
+            lp = left.profiles[int(left.name_pid[i])]
+            # the right record's name is the second part of its key (`records.record_key`)
+            cmp = compare(lp, _right_profile(rkey[k].split("\x1f")[1]), state.stats,
+                          explain=True)
+            ev = explain_pair(cmp, ratios, (float(numbers["c_lr"][k]),
+                                            float(numbers["d_lr"][k]), float(numbers["web"][k])),
+                              (int(numbers["c_lvl"][k]), int(numbers["d_lvl"][k]),
+                               int(numbers["x_lvl"][k])), float(log_bf[k]), float(prior[k]),
+                              int(rivals[k]))
+            ev["probability"] = {"against_rivals": against, "alone": own}
+            text = json.dumps(ev, sort_keys=True)
+        for column, value in zip(EXPLAINED_SCHEMA.names, (rkey[k], i, signature, text),
+                                 strict=True):
+            explained[column].append(value)
         for a in state.members[i]:
             for b in rmembers.get(rkey[k], ()):
                 rows_l.append(a)
                 rows_r.append(b)
                 probs.append(float(prob[k]))
                 evidence.append(text)
+    state.explained = pa.table(explained, schema=EXPLAINED_SCHEMA)
     clock.lap(f"explained {len(chosen):,} matches")
     return pa.table({
         "left_id": pa.array(rows_l, pa.string()),

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from doorstep.map.levels import NULL, Country, Domain, Website
 from doorstep.map.normalize import (
@@ -109,13 +110,30 @@ def _columns(table: pa.Table) -> _Columns:
     return _Columns(names, keys, every, codes, domains, hints, groups, clusters)
 
 
-def record_keys(table: pa.Table | pd.DataFrame) -> list[str]:
+def record_keys(table: pa.Table | pd.DataFrame) -> pa.Array:
     """Return each row's record identity, as `side_of(..., by_text=True)` keys its records."""
     if isinstance(table, pd.DataFrame):
         table = pa.Table.from_pandas(table, preserve_index=False)
+    present = set(table.column_names)
+    if not {"country", "website"} & present or {"country_code", "domain", "hint"} <= present:
+        n = table.num_rows
+
+        def column(*names: str, lower: bool = False) -> pa.ChunkedArray | pa.Array:
+            name = next((x for x in names if x in present), None)
+            if name is None:
+                return pa.array([""] * n, pa.string())
+            values = pc.cast(table.column(name), pa.string())
+            return pc.fill_null(pc.utf8_lower(values) if lower else values, "")
+
+        joined = pc.binary_join_element_wise(
+            column("group"), column("name", "name_key"), column("country_code"),
+            column("domain", lower=True), column("hint"), column("cluster"), "\x1f")
+        return pa.chunked_array([joined]).combine_chunks() if isinstance(
+            joined, pa.Array) else joined.combine_chunks()
     c = _columns(table)
-    return [record_key(*row) for row in zip(c.groups, c.names, c.codes, c.domains, c.hints,
-                                            c.clusters, strict=True)]
+    return pa.array([record_key(*row) for row in zip(c.groups, c.names, c.codes, c.domains,
+                                                     c.hints, c.clusters, strict=True)],
+                    pa.string())
 
 
 def side_of(table: pa.Table | pd.DataFrame, *, by_text: bool = False) -> Side:
@@ -268,10 +286,11 @@ class FieldStats:
     @classmethod
     def from_tables(cls, table: pa.Table, constants: dict[str, float]) -> FieldStats:
         """Rebuild the statistics `to_tables` wrote."""
-        found: dict[str, dict[str, float]] = {"country": {}, "domain": {}, "label": {}}
-        for kind, value, ratio in zip(table["kind"].to_pylist(), table["value"].to_pylist(),
-                                      table["log_ratio"].to_pylist(), strict=True):
-            found[kind][value] = ratio
+        found: dict[str, dict[str, float]] = {}
+        for kind in ("country", "domain", "label"):
+            rows = table.filter(pc.equal(table["kind"], kind))
+            found[kind] = dict(zip(rows["value"].to_pylist(), rows["log_ratio"].to_pylist(),
+                                   strict=True))
         return cls(found["country"], constants["country_differs"], found["domain"],
                    found["label"], constants["domain_differs"])
 

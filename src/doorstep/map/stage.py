@@ -203,7 +203,7 @@ def _fuzzy(con: duckdb.DuckDBPyConnection, threshold: float, workers: int | None
     """).to_arrow_table()
     if state_dir is None:
         return match_names(left, right, threshold=threshold, workers=workers), MatchRun()
-    from doorstep.map.state import load_state, save_state
+    from doorstep.map.state import load_state, save_scored, save_state
 
     con.register("left_in", left)
     row = con.sql("""
@@ -229,7 +229,7 @@ def _fuzzy(con: duckdb.DuckDBPyConnection, threshold: float, workers: int | None
     if state is not None:
         from doorstep.map.records import record_keys
 
-        keys = pa.array(record_keys(right), pa.string())
+        keys = record_keys(right)
         fresh = pc.sum(pc.invert(pc.is_in(keys, value_set=state.right_keys))).as_py() or 0
         if fresh > refit_share * max(len(state.right_keys), 1):
             state, run.reason = None, (
@@ -238,15 +238,18 @@ def _fuzzy(con: duckdb.DuckDBPyConnection, threshold: float, workers: int | None
     if state is None:
         state = fit_names(left, right, workers=workers)
         run.rescored = right.num_rows
-    else:
-        state, relinked = relink_names(state, right, workers=workers)
-        run.mode, run.rescored, run.gone = "incremental", relinked.new_records, \
-            relinked.gone_records
-    if state is None:  # a side is empty: nothing to fit, nothing to keep
-        shutil.rmtree(state_dir, ignore_errors=True)
-        return match_names(left, right, threshold=threshold, workers=workers), run
-    save_state(state, state_dir, fingerprint)
-    return resolve_names(state, right, threshold=threshold), run
+        if state is None:  # a side is empty: nothing to fit, nothing to keep
+            shutil.rmtree(state_dir, ignore_errors=True)
+            return match_names(left, right, threshold=threshold, workers=workers), run
+        found = resolve_names(state, right, threshold=threshold)
+        save_state(state, state_dir, fingerprint)
+        return found, run
+    state, relinked = relink_names(state, right, workers=workers)
+    run.mode, run.rescored, run.gone = "incremental", relinked.new_records, \
+        relinked.gone_records
+    found = resolve_names(state, right, threshold=threshold)
+    save_scored(state, state_dir)
+    return found, run
 
 
 def find_overlaps(

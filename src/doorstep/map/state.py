@@ -11,24 +11,28 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, overload
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from doorstep.map.fit import Fitted, NameModel
-from doorstep.map.matcher import MatchState
+from doorstep.map.matcher import PAIR_SCHEMA, MatchState
 from doorstep.map.params import MatchParams
 from doorstep.map.profiles import NameProfile, TokenStats, profile
 from doorstep.map.records import FieldStats, Side
 
 # Bump when what the state holds, or what its numbers mean, changes.
 STATE_VERSION = 1
+# The subfolder an incremental map rewrites: scored pairs, right records seen, explanations.
+SCORED = "scored"
 
 
 class _Profiles(Sequence[NameProfile]):
@@ -69,6 +73,34 @@ def _floats(values: Any) -> list[float]:
     return [float(x) for x in np.asarray(values, np.float64)]
 
 
+def _write_scored(state: MatchState, folder: Path, model_id: str) -> None:
+    folder.mkdir()
+    pq.write_table(state.pairs, folder / "pairs.parquet")
+    pq.write_table(pa.table({"rkey": state.right_keys}), folder / "right.parquet")
+    pq.write_table(state.explained, folder / "explained.parquet")
+    (folder / "model_id").write_text(model_id, encoding="utf-8")
+
+
+def _swap(new: Path, folder: Path) -> None:
+    """Put folder `new` in the place of `folder`; a crash midway leaves no `folder`, never a
+    mix of old and new."""
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(new, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def save_scored(state: MatchState, folder: Path) -> None:
+    """Write only what an incremental map changed (the scored pairs) beside the saved model."""
+    model_id = json.loads((folder / "state.json").read_text(encoding="utf-8"))["model_id"]
+    tmp = folder / (SCORED + ".writing")
+    shutil.rmtree(tmp, ignore_errors=True)
+    _write_scored(state, tmp, model_id)
+    _swap(tmp, folder / SCORED)
+
+
 def save_state(state: MatchState, folder: Path, fingerprint: str) -> None:
     """Write `state` to `folder` (replacing what is there), tagged with the inputs' fingerprint."""
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -78,8 +110,10 @@ def save_state(state: MatchState, folder: Path, fingerprint: str) -> None:
     left = state.left
     model = state.fitted.model
     table, constants = state.fields.to_tables()
+    model_id = uuid.uuid4().hex
     meta = {
         "version": STATE_VERSION,
+        "model_id": model_id,
         "fingerprint": fingerprint,
         "params": asdict(state.params),
         "groups": state.groups,
@@ -96,10 +130,9 @@ def save_state(state: MatchState, folder: Path, fingerprint: str) -> None:
     pq.write_table(pa.table({"word": list(state.stats.df),
                              "df": pa.array(list(state.stats.df.values()), pa.int64())}),
                    tmp / "words.parquet")
-    pq.write_table(state.counts, tmp / "counts.parquet")
-    pq.write_table(state.left_keys, tmp / "left_keys.parquet")
-    pq.write_table(state.pairs, tmp / "pairs.parquet")
-    pq.write_table(pa.table({"rkey": state.right_keys}), tmp / "right.parquet")
+    pq.write_table(_table(state.counts), tmp / "counts.parquet")
+    pq.write_table(_table(state.left_keys), tmp / "left_keys.parquet")
+    _write_scored(state, tmp / SCORED, model_id)
     pq.write_table(pa.table({
         "name_pid": pa.array(left.name_pid, pa.int64()),
         "country": pa.array(left.country, pa.string()),
@@ -113,12 +146,7 @@ def save_state(state: MatchState, folder: Path, fingerprint: str) -> None:
     pq.write_table(pa.table({"id": left.ids, "record": pa.array(left.record, pa.int64())}),
                    tmp / "left_ids.parquet")
     (tmp / "state.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-    old = folder.with_name(folder.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
+    _swap(tmp, folder)
 
 
 def load_state(folder: Path, fingerprint: str) -> tuple[MatchState | None, str]:
@@ -132,9 +160,28 @@ def load_state(folder: Path, fingerprint: str) -> tuple[MatchState | None, str]:
             return None, "the saved model is from another version of doorstep"
         if meta.get("fingerprint") != fingerprint:
             return None, "our accounts or the matcher's settings changed since the last fit"
+        scored = folder / SCORED / "model_id"
+        if not scored.exists() or scored.read_text(encoding="utf-8") != meta.get("model_id"):
+            return None, "the saved scores do not belong to the saved model"
         return _read(folder, meta), ""
     except (OSError, ValueError, KeyError, pa.ArrowException) as e:
         return None, f"the saved model could not be read ({type(e).__name__})"
+
+
+def _table(relation: pa.Table | str) -> pa.Table:
+    if isinstance(relation, pa.Table):
+        return relation
+    con = duckdb.connect()
+    try:
+        return con.sql(f"SELECT * FROM {relation}").to_arrow_table()
+    finally:
+        con.close()
+
+
+def _scan(path: Path) -> str:
+    """Return a DuckDB relation reading a Parquet file of the state, once checked readable."""
+    pq.read_metadata(path)
+    return "read_parquet('" + str(path).replace("'", "''") + "')"
 
 
 def _read(folder: Path, meta: dict[str, Any]) -> MatchState:
@@ -161,8 +208,10 @@ def _read(folder: Path, meta: dict[str, Any]) -> MatchState:
     members: list[list[str]] = [[] for _ in range(left_t.num_rows)]
     for rec, i in zip(record.tolist(), ids["id"].to_pylist(), strict=True):
         members[rec].append(i)
+    # only new partner records meet these, through a join: DuckDB reads what it needs
     return MatchState(params, stats, fitted, list(meta["groups"]), fields,
-                      pq.read_table(folder / "counts.parquet"),
-                      left, pq.read_table(folder / "left_keys.parquet"),
-                      pq.read_table(folder / "pairs.parquet"),
-                      pq.read_table(folder / "right.parquet")["rkey"].combine_chunks(), members)
+                      _scan(folder / "counts.parquet"), left, _scan(folder / "left_keys.parquet"),
+                      pq.read_table(folder / SCORED / "pairs.parquet").select(
+                          PAIR_SCHEMA.names).cast(PAIR_SCHEMA),
+                      pq.read_table(folder / SCORED / "right.parquet")["rkey"].combine_chunks(),
+                      members, pq.read_table(folder / SCORED / "explained.parquet"))
