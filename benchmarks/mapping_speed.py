@@ -67,7 +67,7 @@ from rich.table import Table
 
 from doorstep.demo_world import generate_world
 from doorstep.map.canonical import canonicalise
-from doorstep.map.stage import _find
+from doorstep.map.stage import find_matches
 
 console = Console()
 Pair = tuple[str, str, str]
@@ -398,9 +398,9 @@ def run_job(job: str, args: argparse.Namespace) -> dict[str, Any]:
                 if (partner, pid) in copies}
 
         def work() -> tuple[Any, Any]:
-            found, _related, run = _find(ours, theirs, threshold=0.9, progress=progress,
-                                         workers=None, state_dir=state, full=False)
-            return found, run
+            found = find_matches(ours, theirs, threshold=0.9, progress=progress,
+                                 state_dir=state)
+            return found.overlaps, found.run
 
         (result, run), m = measure(work)
         phases.append(("done", m.seconds))

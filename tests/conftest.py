@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
@@ -191,3 +193,20 @@ def small_workspace(tmp_path: Path) -> Path:
     for name, rows in SMALL_WORLD.items():
         write_table(workspace, name, rows)
     return workspace
+
+
+def mapping_inputs(world: Path) -> tuple[pa.Table, pa.Table]:
+    """Return (ours, theirs) as the map stage takes them, read from a generated world's CSVs."""
+
+    def read(name: str, columns: list[str]) -> pa.Table:
+        path = world / "data" / f"{name}.csv"
+        header = path.open(encoding="utf-8").readline().strip().split(",")
+        return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in header}, strings_can_be_null=True,
+            include_columns=columns))
+
+    ours = read("accounts", ["account_id", "name", "website", "country"])
+    theirs = read("partner_accounts", ["partner_id", "partner_account_id", "name", "website",
+                                       "country", "relationship"])
+    return ours, theirs.append_column("shared_account_id",
+                                      pa.nulls(theirs.num_rows, pa.string()))

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pytest
-from conftest import write_table
+from conftest import mapping_inputs, write_table
 from typer.testing import CliRunner
 
 from doorstep.cli import app
 from doorstep.demo_world import generate_world
-from doorstep.map.stage import MatchRun, _find
+from doorstep.map.stage import MatchRun, find_matches
 from doorstep.map.state import load_state, save_state
 
 KEY = ["account_id", "partner_id", "partner_account_id"]
@@ -29,25 +28,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[pa.Table, pa.Table]
     generate_world(root, accounts=2000, partners=3, partner_accounts=1200, seed=11,
                    today=date(2026, 11, 1), bad_rows=False)
 
-    def read(name: str, columns: list[str]) -> pa.Table:
-        path = root / "data" / f"{name}.csv"
-        header = path.open(encoding="utf-8").readline().strip().split(",")
-        return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in header}, strings_can_be_null=True,
-            include_columns=columns))
-
-    ours = read("accounts", ["account_id", "name", "website", "country"])
-    theirs = read("partner_accounts", ["partner_id", "partner_account_id", "name", "website",
-                                       "country", "relationship"])
-    theirs = theirs.append_column("shared_account_id", pa.nulls(theirs.num_rows, pa.string()))
-    return ours, theirs
+    return mapping_inputs(root)
 
 
 def _map(ours: pa.Table, theirs: pa.Table, state: Path, *, full: bool = False,
          refit_share: float = 0.2) -> tuple[pa.Table, MatchRun]:
-    found, _related, run = _find(ours, theirs, threshold=0.9, progress=None, workers=1,
-                                 state_dir=state, full=full, refit_share=refit_share)
-    return found.sort_by([(k, "ascending") for k in KEY]), run
+    found = find_matches(ours, theirs, threshold=0.9, workers=1, state_dir=state, full=full,
+                         refit_share=refit_share)
+    return found.overlaps.sort_by([(k, "ascending") for k in KEY]), found.run
 
 
 def _change_one_partner(ours: pa.Table, theirs: pa.Table) -> pa.Table:

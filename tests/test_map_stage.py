@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
-from conftest import write_table
+from conftest import mapping_inputs, write_table
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -232,17 +232,7 @@ def test_mapping_a_generated_world_twice_gives_the_same_overlaps(tmp_path: Path)
     generate_world(tmp_path, accounts=3000, partners=3, partner_accounts=1500, seed=3,
                    today=date(2026, 11, 1), bad_rows=False)
 
-    def read(name: str, columns: list[str]) -> pa.Table:
-        path = tmp_path / "data" / f"{name}.csv"
-        header = path.open(encoding="utf-8").readline().strip().split(",")
-        return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in header}, strings_can_be_null=True,
-            include_columns=columns))
-
-    ours = read("accounts", ["account_id", "name", "website", "country"])
-    theirs = read("partner_accounts", ["partner_id", "partner_account_id", "name", "website",
-                                       "country", "relationship"])
-    theirs = theirs.append_column("shared_account_id", pa.nulls(theirs.num_rows, pa.string()))
+    ours, theirs = mapping_inputs(tmp_path)
     first = find_overlaps(ours, theirs, threshold=0.9)
     # the same records in another order
     shuffled = theirs.take(pa.array(list(range(theirs.num_rows))[::-1]))

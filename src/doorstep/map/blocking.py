@@ -13,7 +13,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from doorstep.map.params import DEFAULT_PARAMS, MatchParams
+from doorstep.map.params import MatchParams
 from doorstep.map.profiles import NameProfile, TokenStats, deletions
 from doorstep.map.vocabulary import content as content_words
 
@@ -42,26 +42,26 @@ def blocking_keys(p: NameProfile, stats: TokenStats) -> set[str]:
     return keys
 
 
-def keys_table(profiles: Sequence[NameProfile], stats: TokenStats) -> pa.Table:
-    """Return (pid, key) rows for every blocking key of every profile."""
-    pid: list[int] = []
-    key: list[str] = []
-    for i, p in enumerate(profiles):
-        ks = blocking_keys(p, stats)
-        pid.extend([i] * len(ks))
-        key.extend(ks)
-    return pa.table({"pid": pa.array(pid, pa.int32()), "key": pa.array(key, pa.string())})
+def keys_table(profiles: Sequence[NameProfile], stats: TokenStats,
+               chunk: int = 50_000) -> pa.Table:
+    """Return (pid, key) rows for every blocking key of every profile.
 
-
-def candidate_pairs(left: Sequence[NameProfile], right: Sequence[NameProfile],
-                    stats: TokenStats, params: MatchParams = DEFAULT_PARAMS) -> pd.DataFrame:
-    """Return candidate (lp, rp) pairs of indices into `left` and `right`."""
-    con = duckdb.connect()
-    try:
-        return candidates(con, keys_table(left, stats), keys_table(right, stats), stats.n,
-                           params)
-    finally:
-        con.close()
+    Built `chunk` profiles at a time, so that the keys are held as Python strings only a chunk
+    at a time (tens of millions of them would take gigabytes).
+    """
+    parts = []
+    for start in range(0, len(profiles), chunk):
+        pid: list[int] = []
+        key: list[str] = []
+        for i in range(start, min(start + chunk, len(profiles))):
+            ks = blocking_keys(profiles[i], stats)
+            pid.extend([i] * len(ks))
+            key.extend(ks)
+        parts.append(pa.table({"pid": pa.array(pid, pa.int32()),
+                               "key": pa.array(key, pa.string())}))
+    if not parts:
+        return pa.table({"pid": pa.array([], pa.int32()), "key": pa.array([], pa.string())})
+    return pa.concat_tables(parts).combine_chunks()
 
 
 def key_counts(con: duckdb.DuckDBPyConnection, lk: pa.Table, rk: pa.Table) -> pa.Table:
@@ -120,13 +120,16 @@ def candidates(con: duckdb.DuckDBPyConnection, lk: pa.Table | str, rk: pa.Table,
     # a key no right name held when the counts were made counts once: the name's own
     out = con.execute(f"""
         WITH good AS (
-            SELECT key, ln({n} / (nl + greatest(nr, 1))) AS w FROM {counts_rel}
+            -- only the keys the right side holds: the counts may be a model's, of every key
+            SELECT key, ln({n} / (nl + greatest(nr, 1))) AS w
+            FROM {counts_rel} SEMI JOIN (SELECT DISTINCT key FROM rk) USING (key)
             WHERE nl * greatest(nr, 1) <= {params.max_key_pairs} OR key LIKE 'f:%'
         ),
+        right_keys AS (SELECT r.pid, r.key, g.w FROM rk r JOIN good g USING (key)),
         pairs AS (
             -- rounded, so that the order in which threads add up does not break ties
-            SELECT l.pid AS lp, r.pid AS rp, round(sum(g.w), 9) AS s
-            FROM rk r JOIN good g USING (key) JOIN {left_rows} l USING (key)
+            SELECT l.pid AS lp, r.pid AS rp, round(sum(r.w), 9) AS s
+            FROM right_keys r JOIN {left_rows} l USING (key)
             {not_self}
             GROUP BY ALL
         )

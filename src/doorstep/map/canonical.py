@@ -94,7 +94,7 @@ def _read_cache(cache: Path | None, source: str, columns: Sequence[str]) -> pa.T
 
 def _write_cache(cache: Path, table: pa.Table) -> None:
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".writing")
+    tmp = cache.with_name(f"{cache.name}.writing-{os.getpid()}")
     pq.write_table(table.replace_schema_metadata({"versions": _versions()}), tmp)
     os.replace(tmp, cache)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import duckdb
 import numpy as np
@@ -44,15 +43,6 @@ class NameModel:
     def log_ratios(self) -> dict[str, Floats]:
         """Return log(m/u) per feature, with a trailing 0 for the null level (index -1)."""
         return {f: np.append(np.log(self.m[f] / self.u[f]), 0.0) for f in FEATURES}
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the model as plain data, for reports."""
-        levels = {**LEVELS, "website": WEBSITE_LEVELS}
-        return {
-            f: {lvl: {"m": round(float(self.m[f][i]), 4), "u": round(float(self.u[f][i]), 4)}
-                for i, lvl in enumerate(levels[f])}
-            for f in levels if f in self.m and f in self.u
-        }
 
 
 def _level_counts(levels: Ints, weights: Floats | None = None) -> dict[str, Floats]:

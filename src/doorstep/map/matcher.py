@@ -46,7 +46,7 @@ from doorstep.map.fit import Fitted, NameModel, fit, pair_terms, within_list_u
 from doorstep.map.levels import FEATURES
 from doorstep.map.parallel import MIN_PARALLEL_ITEMS, map_ranges
 from doorstep.map.params import DEFAULT_PARAMS, MatchParams
-from doorstep.map.profiles import NameProfile, TokenStats
+from doorstep.map.profiles import NameProfile, TokenStats, profile
 from doorstep.map.records import FieldStats, Side, field_log_ratios, record_keys, side_of
 from doorstep.map.resolution import Floats, Ints, posterior, rival_groups
 
@@ -102,7 +102,6 @@ class Relinked:
 
     new_records: int = 0
     gone_records: int = 0
-    new_pairs: int = 0
 
 
 def _compare_pairs(left: Sequence[NameProfile], right: Sequence[NameProfile], lp: list[int],
@@ -180,11 +179,11 @@ def _pair_table(f: _Features, rside: Side, fitted: Fitted, groups: list[str]) ->
         np.zeros(0, np.int64)
     log_bf, capped, web = pair_terms(fitted.model, fitted.web_log_ratios, f.levels, f.tf,
                                      f.c_lr + f.d_lr, f.x_lvl, fitted.group_cap[gcode])
-    rkeys = [rside.key(r) for r in range(len(rside.name_pid))]
-    rows = f.rrec.tolist()
+    rows = pa.array(f.rrec, pa.int64())
     return pa.table({
-        "rkey": pa.array([rkeys[r] for r in rows], pa.string()),
-        "group": pa.array([rgroup[r] for r in rows], pa.string()),
+        "rkey": pa.array([rside.key(r) for r in range(len(rside.name_pid))],
+                         pa.string()).take(rows),
+        "group": pa.array(rgroup, pa.string()).take(rows),
         "lrec": pa.array(f.lrec, pa.int64()), "log_bf": pa.array(log_bf, pa.float64()),
         "capped": pa.array(capped, pa.float64()), "c_lr": pa.array(f.c_lr, pa.float64()),
         "d_lr": pa.array(f.d_lr, pa.float64()), "web": pa.array(web, pa.float64()),
@@ -263,7 +262,6 @@ def relink_names(state: MatchState, right: pa.Table, *, workers: int | None = No
         finally:
             con.close()
         new = _pair_table(f, rside, state.fitted, state.groups)
-        report.new_pairs = new.num_rows
         pairs = pa.concat_tables([pairs, new])
     relinked = MatchState(state.params, state.stats, state.fitted, state.groups, state.fields,
                           state.counts, state.left, state.left_keys, pairs, now_keys,
@@ -308,8 +306,10 @@ def resolve_names(state: MatchState, right: pa.Table, *, threshold: float) -> pa
     rivals = np.bincount(lkey)[lkey] + np.bincount(rrec)[rrec] - 2
     ratios = state.fitted.model.log_ratios()
     keys = record_keys(right)
+    matched = pc.is_in(keys, value_set=pairs["rkey"].take(pa.array(chosen, pa.int64())))
     rmembers: dict[str, list[str]] = {}
-    for k, i in zip(keys.to_pylist(), right.column("id").to_pylist(), strict=True):
+    for k, i in zip(keys.filter(matched).to_pylist(),
+                    right.column("id").filter(matched).to_pylist(), strict=True):
         rmembers.setdefault(k, []).append(str(i))
     rows_l: list[str] = []
     rows_r: list[str] = []
@@ -331,7 +331,7 @@ def resolve_names(state: MatchState, right: pa.Table, *, threshold: float) -> pa
         if sig != signature:
             lp = left.profiles[int(left.name_pid[i])]
             # the right record's name is the second part of its key (`records.record_key`)
-            cmp = compare(lp, _right_profile(rkey[k].split("\x1f")[1]), state.stats,
+            cmp = compare(lp, profile(rkey[k].split("\x1f")[1]), state.stats,
                           explain=True)
             ev = explain_pair(cmp, ratios, (float(numbers["c_lr"][k]),
                                             float(numbers["d_lr"][k]), float(numbers["web"][k])),
@@ -357,12 +357,6 @@ def resolve_names(state: MatchState, right: pa.Table, *, threshold: float) -> pa
         "probability": pa.array(probs, pa.float64()),
         "evidence": pa.array(evidence, pa.string()),
     })
-
-
-def _right_profile(name: str) -> NameProfile:
-    from doorstep.map.profiles import profile
-
-    return profile(name)
 
 
 def match_names(left: pa.Table | pd.DataFrame, right: pa.Table | pd.DataFrame, *,

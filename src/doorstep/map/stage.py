@@ -273,23 +273,36 @@ def find_overlaps(
     and shared_account_id. `workers` caps the processes used (None: every core). With
     `state_dir`, the probabilistic tier builds on the model saved there (see `map_accounts`).
     """
-    overlaps, related, _run = _find(ours, theirs, threshold=threshold, progress=progress,
-                                    workers=workers, state_dir=state_dir, full=full)
-    return (overlaps, related) if with_related else overlaps
+    found = find_matches(ours, theirs, threshold=threshold, progress=progress,
+                         workers=workers, state_dir=state_dir, full=full)
+    return (found.overlaps, found.related) if with_related else found.overlaps
 
 
-def _find(
+@dataclass
+class Matches:
+    """What mapping found: overlaps, related accounts, and how the probabilistic tier ran."""
+
+    overlaps: pa.Table
+    related: pa.Table
+    run: MatchRun
+
+
+def find_matches(
     ours: pa.Table,
     theirs: pa.Table,
     *,
     threshold: float,
-    progress: MapProgress | None,
-    workers: int | None,
-    state_dir: Path | None,
-    full: bool,
+    progress: MapProgress | None = None,
+    workers: int | None = None,
+    state_dir: Path | None = None,
+    full: bool = False,
     refit_share: float = 0.2,
-) -> tuple[pa.Table, pa.Table, MatchRun]:
-    """Overlaps, related accounts and how the probabilistic tier ran."""
+) -> Matches:
+    """Overlaps and related accounts (as `find_overlaps`), and how the probabilistic tier ran.
+
+    With `state_dir`, the tier builds on the model saved there unless `full` asks for a full
+    fit, or one is due (more than `refit_share` of the partner records new or changed, ...).
+    """
     con = duckdb.connect()
     if progress:
         progress("normalising websites, names and countries")
@@ -365,7 +378,7 @@ def _find(
     con.close()
     flags = result.column("related").to_pylist()
     overlaps = result.filter(pa.array([not f for f in flags])).drop_columns(["related"])
-    return overlaps, result.filter(pa.array(flags)).drop_columns(["related"]), run
+    return Matches(overlaps, result.filter(pa.array(flags)).drop_columns(["related"]), run)
 
 
 def _usable(name: str | None, website: str | None) -> bool:
@@ -437,7 +450,7 @@ def map_accounts(workspace: Workspace, *, progress: MapProgress | None = None,
         partners = list(conn.execute(select(Partner.partner_id)).scalars())
     report = MapReport(warnings=_partners_without_keys(theirs, partners))
     settings = workspace.config.mapping
-    found, related, run = _find(
+    matched = find_matches(
         ours,
         theirs,
         threshold=settings.threshold,
@@ -447,6 +460,7 @@ def map_accounts(workspace: Workspace, *, progress: MapProgress | None = None,
         full=full,
         refit_share=settings.refit_share,
     )
+    found, related, run = matched.overlaps, matched.related, matched.run
     report.mode, report.mode_reason = run.mode, run.reason
     report.rescored, report.gone = run.rescored, run.gone
     now = datetime.now(UTC).replace(tzinfo=None)

@@ -8,6 +8,7 @@ from another version of the matcher or unreadable: the next map is then a full o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -84,19 +85,27 @@ def _write_scored(state: MatchState, folder: Path, model_id: str) -> None:
 def _swap(new: Path, folder: Path) -> None:
     """Put folder `new` in the place of `folder`; a crash midway leaves no `folder`, never a
     mix of old and new."""
-    old = folder.with_name(folder.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(new, folder)
-    shutil.rmtree(old, ignore_errors=True)
+    olds = []
+    for _attempt in range(10):
+        old = folder.with_name(f"{folder.name}.old-{uuid.uuid4().hex}")
+        with contextlib.suppress(FileNotFoundError):  # another map may have moved it first
+            os.replace(folder, old)
+            olds.append(old)
+        try:
+            os.replace(new, folder)
+            break
+        except OSError:  # another map put its own in meanwhile: move that aside too
+            continue
+    else:
+        shutil.rmtree(new, ignore_errors=True)
+    for old in olds:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def save_scored(state: MatchState, folder: Path) -> None:
     """Write only what an incremental map changed (the scored pairs) beside the saved model."""
     model_id = json.loads((folder / "state.json").read_text(encoding="utf-8"))["model_id"]
-    tmp = folder / (SCORED + ".writing")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = folder / f"{SCORED}.writing-{uuid.uuid4().hex}"
     _write_scored(state, tmp, model_id)
     _swap(tmp, folder / SCORED)
 
@@ -104,8 +113,8 @@ def save_scored(state: MatchState, folder: Path) -> None:
 def save_state(state: MatchState, folder: Path, fingerprint: str) -> None:
     """Write `state` to `folder` (replacing what is there), tagged with the inputs' fingerprint."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(folder.name + ".writing")
-    shutil.rmtree(tmp, ignore_errors=True)
+    # a name of its own: two maps at once each write theirs, and the last one in stays
+    tmp = folder.with_name(f"{folder.name}.writing-{uuid.uuid4().hex}")
     tmp.mkdir()
     left = state.left
     model = state.fitted.model
