@@ -210,3 +210,21 @@ def test_website_column_gives_domain_evidence() -> None:
     out = match_names(left, right)
     found = _pairs(out)
     assert ("W1", "W3") in found and ("W1", "W2") not in found
+
+
+def test_a_handle_that_spells_our_name_finds_it_among_many_namesakes() -> None:
+    # "eriksson" alone pairs the partner record with every Eriksson of ours; its LinkedIn handle
+    # spells one of them whole, and blocking on such spellings makes that pair a candidate
+    kinds = ["Analytics", "Freight", "Dental", "Foods", "Legal", "Media", "Metals", "Optics",
+             "Retail", "Textiles", "Tutoring", "Ventures"]
+    left = pd.DataFrame(
+        [{"id": f"E{k}", "name": f"Eriksson {kind}", "country": "US",
+          "website": f"eriksson{kind.lower()}.com"} for k, kind in enumerate(kinds)]
+        + [{"id": "T", "name": "Eriksson Enterprises", "country": "US",
+            "website": "erikssonenterprises.com"}])
+    right = pd.DataFrame([{"id": "X", "name": "ERIKSSON CORP.", "country": "US",
+                           "website": "https://www.linkedin.com/company/eriksson-enterprises"}])
+    out = match_names(left, right, threshold=0.9)
+    assert _pairs(out) == {("T", "X")}
+    evidence = json.loads(out["evidence"][0].as_py())
+    assert "name_in_website" in evidence["agreed"]

@@ -13,8 +13,10 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from doorstep.map.normalize import MIN_HINT_LENGTH
 from doorstep.map.params import MatchParams
 from doorstep.map.profiles import NameProfile, TokenStats, deletions
+from doorstep.map.records import Side, label
 from doorstep.map.vocabulary import content as content_words
 
 
@@ -62,6 +64,34 @@ def keys_table(profiles: Sequence[NameProfile], stats: TokenStats,
     if not parts:
         return pa.table({"pid": pa.array([], pa.int32()), "key": pa.array([], pa.string())})
     return pa.concat_tables(parts).combine_chunks()
+
+
+# Prefixes of the keys that pair what one side's websites spell with the other side's names:
+# our websites' spellings ("w:") meet their names, their websites' spellings ("n:") ours.
+_SPELLING_KEYS = {True: ("w:", "n:"), False: ("n:", "w:")}
+
+
+def spelling_keys(side: Side, *, ours: bool) -> pa.Table:
+    """Return (pid, key) rows that pair a website spelling a name with that name elsewhere.
+
+    A partner record "Eriksson Corp." whose LinkedIn handle is `eriksson-enterprises` shares
+    no rare word with our "Eriksson Enterprises" beyond a common surname, but its handle spells
+    our name: such a pair must be compared. Keys hold, per name, the strings it is spelled as
+    (`NameProfile.labels`), and per record, what its website spells beyond its own name (domain
+    label, handle); our website keys meet their name keys and the other way round.
+    """
+    web, name = _SPELLING_KEYS[ours]
+    rows: set[tuple[int, str]] = set()
+    for pid, p in enumerate(side.profiles):
+        rows.update((pid, name + x) for x in p.labels)
+    for rec, pid in enumerate(side.name_pid.tolist()):
+        labels = side.profiles[pid].labels
+        for x in (label(side.domain[rec]), side.hint[rec]):
+            if x and len(x) >= MIN_HINT_LENGTH and x not in labels:
+                rows.add((pid, web + x))
+    ordered = sorted(rows)
+    return pa.table({"pid": pa.array([r[0] for r in ordered], pa.int32()),
+                     "key": pa.array([r[1] for r in ordered], pa.string())})
 
 
 def key_counts(con: duckdb.DuckDBPyConnection, lk: pa.Table, rk: pa.Table) -> pa.Table:

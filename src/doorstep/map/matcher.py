@@ -39,7 +39,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from doorstep.map.blocking import candidates, key_counts, keys_table
+from doorstep.map.blocking import candidates, key_counts, keys_table, spelling_keys
 from doorstep.map.comparison import compare
 from doorstep.map.explain import evidence as explain_pair
 from doorstep.map.fit import Fitted, NameModel, fit, pair_terms, within_list_u
@@ -148,11 +148,18 @@ class _Features:
     x_lvl: Ints
 
 
+def _all_keys(side: Side, stats: TokenStats, *, ours: bool) -> pa.Table:
+    """Return a side's blocking keys: its names' and its websites' spellings'."""
+    return pa.concat_tables([keys_table(side.profiles, stats), spelling_keys(side, ours=ours)])
+
+
 def _features(con: duckdb.DuckDBPyConnection, lside: Side, rside: Side, lkeys: pa.Table | str,
               stats: TokenStats, counts: pa.Table | str, fields: FieldStats,
-              params: MatchParams, workers: int | None, clock: _Clock) -> _Features:
+              params: MatchParams, workers: int | None, clock: _Clock,
+              rkeys: pa.Table | None = None) -> _Features:
     """Block, compare names and compare records: every candidate pair's evidence."""
-    rkeys = keys_table(rside.profiles, stats)
+    if rkeys is None:
+        rkeys = _all_keys(rside, stats, ours=False)
     names = candidates(con, lkeys, rkeys, stats.n, params, counts=counts)
     clock.lap(f"candidates: {len(names):,} name pairs")
     tf, levels = _compare_pairs(lside.profiles, rside.profiles, names.lp.tolist(),
@@ -205,13 +212,19 @@ def fit_names(left: pa.Table | pd.DataFrame, right: pa.Table | pd.DataFrame, *,
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     try:
-        lkeys, rkeys = keys_table(lside.profiles, stats), keys_table(rside.profiles, stats)
+        lnames, rnames = keys_table(lside.profiles, stats), keys_table(rside.profiles, stats)
+        # within one list, only names are blocked on: u is about names
+        u = within_list_u([(lside.profiles, lnames), (rside.profiles, rnames)], stats, params,
+                          con)
+        clock.lap("u from within-list pairs")
+        lkeys = pa.concat_tables([lnames, spelling_keys(lside, ours=True)])
+        rkeys = pa.concat_tables([rnames, spelling_keys(rside, ours=False)])
+        del lnames, rnames
         counts = key_counts(con, lkeys, rkeys)
         clock.lap(f"blocking keys: {lkeys.num_rows + rkeys.num_rows:,}")
-        u = within_list_u([(lside.profiles, lkeys), (rside.profiles, rkeys)], stats, params, con)
-        clock.lap("u from within-list pairs")
         fields = FieldStats.measure(lside, rside, params)
-        f = _features(con, lside, rside, lkeys, stats, counts, fields, params, workers, clock)
+        f = _features(con, lside, rside, lkeys, stats, counts, fields, params, workers, clock,
+                      rkeys)
     finally:
         con.close()
     # a right group is a list of its own: its records compete only with each other
