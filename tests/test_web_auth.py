@@ -248,6 +248,18 @@ def test_signing_out_ends_the_session(client: TestClient) -> None:
     assert client.get("/queue", follow_redirects=False).status_code == 303
 
 
+def test_a_cookie_saved_before_signing_out_opens_nothing_after(
+    client: TestClient, world: Workspace
+) -> None:
+    token = sign_in(client, "ada@example.com")
+    saved = client.cookies.get(SESSION_COOKIE)
+    assert client.get("/queue", follow_redirects=False).status_code == 200
+    client.post("/logout", data={"csrf_token": token}, follow_redirects=False)
+    with TestClient(make_app(world)) as thief:
+        thief.cookies.set(SESSION_COOKIE, saved)
+        assert thief.get("/queue", follow_redirects=False).status_code == 303
+
+
 def test_api_tokens_are_stored_as_hashes_and_work_as_bearer(
     client: TestClient, world: Workspace
 ) -> None:
@@ -290,6 +302,51 @@ def test_changing_a_password_ends_open_sessions(client: TestClient, world: Works
     sign_in(client, "ada@example.com")
     add_user(world.store, "ada@example.com", "rep", "a brand new password", rep_id="r1")
     assert client.get("/queue", follow_redirects=False).status_code == 303
+
+
+def test_a_password_change_revokes_tokens_for_good(client: TestClient, world: Workspace) -> None:
+    token = issue_token(world.store, "ada@example.com")
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/me", headers=bearer).status_code == 200
+    add_user(world.store, "ada@example.com", "rep", "a brand new password", rep_id="r1")
+    assert client.get("/api/me", headers=bearer).status_code == 401
+
+
+def test_reactivating_a_user_does_not_bring_old_tokens_back(
+    client: TestClient, world: Workspace
+) -> None:
+    token = issue_token(world.store, "ada@example.com")
+    set_active(world.store, "ada@example.com", False)
+    set_active(world.store, "ada@example.com", True)
+    assert client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    fresh = issue_token(world.store, "ada@example.com")
+    assert client.get("/api/me", headers={"Authorization": f"Bearer {fresh}"}).status_code == 200
+
+
+def test_user_list_revoke_and_remove(client: TestClient, cli: typer.Typer,
+                                     world: Workspace) -> None:
+    sign_in(client, "ada@example.com")
+    token = issue_token(world.store, "ada@example.com")
+    listed = CliRunner().invoke(cli, ["user", "list", str(world.path)])
+    assert listed.exit_code == 0, listed.output
+    assert "ada@example.com" in listed.output and "kim@cloudway.example" in listed.output
+    row = next(line for line in listed.output.splitlines() if "ada@example.com" in line)
+    assert row.rstrip(" │").endswith("1")  # one live token
+    revoked = CliRunner().invoke(cli, ["user", "revoke", str(world.path), "--email",
+                                       "Ada@Example.com"])
+    assert revoked.exit_code == 0 and "1 API token revoked" in revoked.output
+    assert client.get("/queue", follow_redirects=False).status_code == 303
+    assert client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    sign_in(client, "ada@example.com")  # revoked, not removed: signing in again works
+    removed = CliRunner().invoke(cli, ["user", "remove", str(world.path), "--email",
+                                       "ada@example.com"])
+    assert removed.exit_code == 0
+    assert client.get("/queue", follow_redirects=False).status_code == 303
+    assert "ada@example.com" not in CliRunner().invoke(cli, ["user", "list",
+                                                             str(world.path)]).output
+    again = CliRunner().invoke(cli, ["user", "remove", str(world.path), "--email",
+                                     "ada@example.com"])
+    assert again.exit_code == 1 and "there is no user ada@example.com" in again.output
 
 
 def test_pages_carry_security_headers_and_load_nothing_from_elsewhere(

@@ -20,7 +20,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from doorstep.store import Store
 from doorstep.store.models import ApiToken, Partner, Rep, User
@@ -160,6 +160,8 @@ def add_user(
             conn.execute(insert(User).values(email=address, created_at=_now(), **values))
         else:
             conn.execute(update(User).where(User.user_id == existing).values(**values))
+            # a new password ends every token the old one could have leaked with
+            _revoke_tokens(conn, existing)
     record = find_user(store, address)
     assert record is not None
     return record, existing is None
@@ -190,15 +192,68 @@ def list_users(store: Store, *, offset: int = 0, limit: int = 100) -> list[UserR
 
 
 def set_active(store: Store, email: str, active: bool) -> None:
-    """Activate or deactivate a user; deactivating ends their sessions and tokens at once."""
+    """Activate or deactivate a user; deactivating ends their sessions and tokens for good (a
+    reactivated user signs in again and asks for new tokens)."""
     with store.engine.begin() as conn:
-        moved = conn.execute(
-            update(User)
-            .where(User.email == email.strip().lower())
-            .values(active=active, session_stamp=secrets.token_hex(16))
-        )
-    if moved.rowcount != 1:
-        raise UserError(f"there is no user {email}.")
+        user_id = conn.execute(
+            select(User.user_id).where(User.email == normalise_email(email))).scalar()
+        if user_id is None:
+            raise UserError(f"there is no user {email}.")
+        conn.execute(update(User).where(User.user_id == user_id)
+                     .values(active=active, session_stamp=secrets.token_hex(16)))
+        if not active:
+            _revoke_tokens(conn, user_id)
+
+
+def _revoke_tokens(conn: Connection, user_id: int) -> int:
+    """Revoke every live token of a user, in the caller's transaction; returns how many."""
+    result = conn.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=_now())
+    )
+    return int(result.rowcount or 0)
+
+
+def revoke_access(store: Store, email: str) -> int:
+    """End every session and API token of a user at once; returns how many tokens were live.
+
+    The user stays and may sign in again; revoked tokens never work again.
+    """
+    with store.engine.begin() as conn:
+        user_id = conn.execute(
+            select(User.user_id).where(User.email == normalise_email(email))).scalar()
+        if user_id is None:
+            raise UserError(f"there is no user {email}; `doorstep user list` shows who there is.")
+        conn.execute(update(User).where(User.user_id == user_id)
+                     .values(session_stamp=secrets.token_hex(16)))
+        return _revoke_tokens(conn, user_id)
+
+
+def remove_user(store: Store, email: str) -> None:
+    """Remove a user: their sessions end and their tokens go with them."""
+    with store.engine.begin() as conn:
+        user_id = conn.execute(
+            select(User.user_id).where(User.email == normalise_email(email))).scalar()
+        if user_id is None:
+            raise UserError(f"there is no user {email}; `doorstep user list` shows who there is.")
+        conn.execute(delete(ApiToken).where(ApiToken.user_id == user_id))
+        conn.execute(delete(User).where(User.user_id == user_id))
+
+
+def end_sessions(store: Store, user_id: int) -> None:
+    """End every session of a user (signing out): the stamp they were signed with changes."""
+    with store.engine.begin() as conn:
+        conn.execute(update(User).where(User.user_id == user_id)
+                     .values(session_stamp=secrets.token_hex(16)))
+
+
+def live_tokens(store: Store) -> dict[int, int]:
+    """How many live API tokens each user has, by user id."""
+    with store.engine.connect() as conn:
+        return {int(u): int(n) for u, n in conn.execute(
+            select(ApiToken.user_id, func.count()).where(ApiToken.revoked_at.is_(None))
+            .group_by(ApiToken.user_id))}
 
 
 def token_hash(token: str) -> str:
@@ -232,12 +287,7 @@ def revoke_tokens(store: Store, email: str) -> int:
     if user is None:
         raise UserError(f"there is no user {email}.")
     with store.engine.begin() as conn:
-        result = conn.execute(
-            update(ApiToken)
-            .where(ApiToken.user_id == user.user_id, ApiToken.revoked_at.is_(None))
-            .values(revoked_at=_now())
-        )
-    return int(result.rowcount or 0)
+        return _revoke_tokens(conn, user.user_id)
 
 
 def _principal(row: Any, via: str, csrf: str | None = None) -> Principal:

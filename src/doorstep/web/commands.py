@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from doorstep.config import ConfigError
 from doorstep.feedback import (
@@ -25,7 +26,18 @@ from doorstep.feedback import (
 )
 from doorstep.feedback.digest import conversion_text
 from doorstep.measure.format import pct
-from doorstep.web.auth import ROLES, UserError, add_user, issue_token, unlock_user
+from doorstep.web.auth import (
+    ROLES,
+    UserError,
+    add_user,
+    issue_token,
+    list_users,
+    live_tokens,
+    normalise_email,
+    remove_user,
+    revoke_access,
+    unlock_user,
+)
 from doorstep.workspace import Workspace, open_workspace
 
 PASSWORD_ENV = "DOORSTEP_PASSWORD"
@@ -100,6 +112,56 @@ def user_unlock(
     with _user_errors():
         unlock_user(workspace.store, email)
     console.print(f"unlocked {email.strip().lower()}: failed sign-ins cleared", highlight=False)
+
+
+def user_list(path: WorkspacePath) -> None:
+    """List the web app's users: role, scope, whether active, last sign-in, live API tokens."""
+    workspace = _open(path)
+    tokens = live_tokens(workspace.store)
+    table = Table(title="Users", title_justify="left")
+    # an email is never split across lines; the other columns give way first
+    table.add_column("email", no_wrap=True)
+    for column in ("role", "scope", "active", "last sign-in", "tokens"):
+        table.add_column(column, justify="right" if column == "tokens" else "left",
+                         overflow="fold")
+    offset, found = 0, 0
+    while batch := list_users(workspace.store, offset=offset, limit=500):
+        for user in batch:
+            scope = user.partner_id or user.rep_id or ""
+            last = user.last_login_at.strftime("%Y-%m-%d") if user.last_login_at else ""
+            table.add_row(Text(user.email), user.role.replace("_", " "), Text(scope),
+                          "yes" if user.active else "no", last,
+                          f"{tokens.get(user.user_id, 0):,}")
+        offset += len(batch)
+        found += len(batch)
+    if not found:
+        console.print(f"No users yet: `doorstep user add {path} --email ... --role admin`.")
+        return
+    console.print(table)
+
+
+def user_revoke(
+    path: WorkspacePath,
+    email: Annotated[str, typer.Option(help="Whose sessions and tokens to end.")],
+) -> None:
+    """End every session and API token of a user at once (they may sign in again)."""
+    workspace = _open(path)
+    with _user_errors():
+        revoked = revoke_access(workspace.store, email)
+    plural = "token" if revoked == 1 else "tokens"
+    console.print(Text(f"revoked {normalise_email(email)}: every session ended, "
+                       f"{revoked} API {plural} revoked"))
+
+
+def user_remove(
+    path: WorkspacePath,
+    email: Annotated[str, typer.Option(help="Whom to remove.")],
+) -> None:
+    """Remove a user: their sessions end and their API tokens are deleted."""
+    workspace = _open(path)
+    with _user_errors():
+        remove_user(workspace.store, email)
+    console.print(Text(f"removed {normalise_email(email)}"))
 
 
 def serve(
@@ -183,11 +245,14 @@ def feedback(
 
 
 def register(app: typer.Typer) -> None:
-    """Add `user add`, `user token`, `serve` and `feedback` to the doorstep command line."""
+    """Add the `user` commands, `serve` and `feedback` to the doorstep command line."""
     users = typer.Typer(help="Web app users and their API tokens.", no_args_is_help=True)
     users.command("add")(user_add)
     users.command("token")(user_token)
     users.command("unlock")(user_unlock)
+    users.command("list")(user_list)
+    users.command("revoke")(user_revoke)
+    users.command("remove")(user_remove)
     app.add_typer(users, name="user")
     app.command("serve")(serve)
     app.command("feedback")(feedback)

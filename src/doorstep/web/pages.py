@@ -43,6 +43,7 @@ from doorstep.web.auth import (
     add_user,
     authenticate,
     csrf_matches,
+    end_sessions,
     list_users,
     new_csrf_token,
     set_active,
@@ -183,9 +184,11 @@ def login(
 
 @router.post("/logout")
 def logout(
-    request: Request, principal: Annotated[Principal, Depends(require(*ROLES))]
+    request: Request, ctx: Context, principal: Annotated[Principal, Depends(require(*ROLES))]
 ) -> Response:
-    """End the session."""
+    """End the session, on the server too: a saved cookie opens nothing any more (the user's
+    other sessions end with it)."""
+    end_sessions(ctx.workspace.store, principal.user_id)
     response = redirect("/login", notice="You are signed out.")
     write_session(request, response, None)
     return response
