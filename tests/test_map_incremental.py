@@ -155,3 +155,8 @@ def test_doorstep_map_says_which_it_did(tmp_path: Path) -> None:
     third = runner.invoke(app, ["map", str(folder), "--full"])
     assert "Full map" in third.output and "--full" in third.output
     assert (folder / ".doorstep" / "map" / "state.json").exists()
+    # the store and what mapping keeps hold partner records: their owner's alone
+    assert (folder / ".doorstep").stat().st_mode & 0o077 == 0
+    for name in ("doorstep.db", "doorstep.db-wal"):
+        if (folder / name).exists():
+            assert (folder / name).stat().st_mode & 0o077 == 0, name

@@ -555,3 +555,15 @@ def test_the_lead_page_shows_how_each_partner_record_was_matched(client: TestCli
     for m in matches:
         assert m.method in MATCH_METHODS.values()
         assert m.method in page.text and m.partner_name in page.text
+
+
+@pytest.mark.parametrize("password", ["password123", "qwertyuiop", "1234567890", "Password1234"])
+def test_a_common_password_is_refused_with_one_sentence(world: Workspace, password: str) -> None:
+    with pytest.raises(auth.UserError, match="most common"):
+        add_user(world.store, "new@example.com", "admin", password)
+    assert auth.find_user(world.store, "new@example.com") is None
+
+
+def test_the_users_email_is_no_password(world: Workspace) -> None:
+    with pytest.raises(auth.UserError, match="email"):
+        add_user(world.store, "maximilian.berg@example.com", "admin", "Maximilian.Berg")

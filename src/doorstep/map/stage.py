@@ -450,6 +450,8 @@ def map_accounts(workspace: Workspace, *, progress: MapProgress | None = None,
         partners = list(conn.execute(select(Partner.partner_id)).scalars())
     report = MapReport(warnings=_partners_without_keys(theirs, partners))
     settings = workspace.config.mapping
+    # what it keeps holds partner records: readable by the workspace's owner only
+    state_folder(workspace).parent.mkdir(mode=0o700, exist_ok=True)
     matched = find_matches(
         ours,
         theirs,

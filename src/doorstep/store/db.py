@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,10 +69,23 @@ def alembic_config() -> AlembicConfig:
     return cfg
 
 
+def _private_file(database: str | None) -> None:
+    """Create a new SQLite file readable by its owner only; SQLite gives its WAL and shared-
+    memory files the same mode. An existing file keeps the mode its owner chose."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.exists() or not path.parent.is_dir():
+        return
+    with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def open_store(url: str, *, upgrade: bool = True) -> Store:
     """Connect to the store at `url` and, unless told not to, upgrade its schema to the latest."""
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
+        _private_file(engine.url.database)
         event.listen(engine, "connect", _sqlite_pragmas)
     if upgrade:
         cfg = alembic_config()

@@ -14,6 +14,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,26 @@ def _check_scope(store: Store, role: str, partner_id: str | None, rep_id: str | 
             raise UserError(f"there is no rep {rep_id} in the store; import it first.")
 
 
+@lru_cache(maxsize=1)
+def _common_passwords() -> frozenset[str]:
+    """The 30,000 most common passwords of leaked lists, as zxcvbn ships them (offline)."""
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(FREQUENCY_LISTS["passwords"])
+
+
+def check_password(password: str, email: str = "") -> None:
+    """Refuse a password that is short, one of the most common ones, or the user's email."""
+    if len(password) < PASSWORD_MIN_CHARS:
+        raise UserError(f"the password must have at least {PASSWORD_MIN_CHARS} characters.")
+    folded = password.strip().casefold()
+    if folded in _common_passwords():
+        raise UserError("that password is one of the most common ones and the first an attacker "
+                        "tries; choose another (a few unrelated words work well).")
+    if email and folded in {email.casefold(), email.casefold().partition("@")[0]}:
+        raise UserError("the password must not be the user's email; choose another.")
+
+
 def add_user(
     store: Store,
     email: str,
@@ -144,8 +165,7 @@ def add_user(
     """
     address = normalise_email(email)
     _check_scope(store, role, partner_id, rep_id)
-    if len(password) < PASSWORD_MIN_CHARS:
-        raise UserError(f"the password must have at least {PASSWORD_MIN_CHARS} characters.")
+    check_password(password, address)
     values: dict[str, Any] = {
         "password_hash": hash_password(password),
         "role": role,
