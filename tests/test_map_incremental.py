@@ -122,6 +122,23 @@ def test_a_full_fit_is_due_when_our_accounts_or_the_partners_change(
     assert run.mode == "full" and "more than 20%" in run.reason
 
 
+def test_small_changes_add_up_to_a_full_fit(
+        tmp_path: Path, world: tuple[pa.Table, pa.Table]) -> None:
+    ours, theirs = world
+    state = tmp_path / "map"
+    _map(ours, theirs, state)
+    # each step alone stays under the share; together they pass it
+    names = theirs["name"].to_pylist()
+    modes = []
+    for step in range(1, 4):
+        cut = step * len(names) // 10
+        changed = theirs.set_column(2, "name", pa.array(
+            [f"{n} Holding" if i < cut else n for i, n in enumerate(names)], pa.string()))
+        _, run = _map(ours, changed, state, refit_share=0.3)
+        modes.append(run.mode)
+    assert modes[0] == "incremental" and "full" in modes
+
+
 def test_an_unreadable_saved_model_means_a_full_map(
         tmp_path: Path, world: tuple[pa.Table, pa.Table]) -> None:
     ours, theirs = world

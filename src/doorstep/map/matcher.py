@@ -94,6 +94,9 @@ class MatchState:
     # the evidence of each pair last chosen (rkey, lrec, signature, evidence), reused while
     # its rivals and probabilities stay as they were
     explained: pa.Table = field(default_factory=lambda: EXPLAINED_SCHEMA.empty_table())
+    # right records the model was fitted on, and those added or dropped by re-links since
+    fitted_records: int = 0
+    changed_since_fit: int = 0
 
 
 @dataclass
@@ -242,7 +245,7 @@ def fit_names(left: pa.Table | pd.DataFrame, right: pa.Table | pd.DataFrame, *,
     clock.lap("fitted")
     all_keys = pa.array(sorted({rside.key(r) for r in range(len(rside.name_pid))}), pa.string())
     return MatchState(params, stats, fitted, groups, fields, counts, lside, lkeys, pairs,
-                      all_keys, _members(lside))
+                      all_keys, _members(lside), fitted_records=len(all_keys))
 
 
 def relink_names(state: MatchState, right: pa.Table, *, workers: int | None = None,
@@ -278,7 +281,8 @@ def relink_names(state: MatchState, right: pa.Table, *, workers: int | None = No
         pairs = pa.concat_tables([pairs, new])
     relinked = MatchState(state.params, state.stats, state.fitted, state.groups, state.fields,
                           state.counts, state.left, state.left_keys, pairs, now_keys,
-                          state.members, state.explained)
+                          state.members, state.explained, state.fitted_records,
+                          state.changed_since_fit + report.new_records + report.gone_records)
     return relinked, report
 
 

@@ -231,10 +231,13 @@ def _fuzzy(con: duckdb.DuckDBPyConnection, threshold: float, workers: int | None
 
         keys = record_keys(right)
         fresh = pc.sum(pc.invert(pc.is_in(keys, value_set=state.right_keys))).as_py() or 0
-        if fresh > refit_share * max(len(state.right_keys), 1):
+        gone = pc.sum(pc.invert(pc.is_in(state.right_keys, value_set=keys))).as_py() or 0
+        changed = state.changed_since_fit + fresh + gone
+        fitted_on = state.fitted_records
+        if changed > refit_share * max(fitted_on, 1):
             state, run.reason = None, (
-                f"{fresh:,} partner records new or changed, more than {refit_share:.0%} of "
-                "those the model was fitted on")
+                f"{changed:,} partner records added, changed or removed since the last fit, "
+                f"more than {refit_share:.0%} of the {fitted_on:,} it was fitted on")
     if state is None:
         state = fit_names(left, right, workers=workers)
         run.rescored = right.num_rows

@@ -79,7 +79,8 @@ def _write_scored(state: MatchState, folder: Path, model_id: str) -> None:
     pq.write_table(state.pairs, folder / "pairs.parquet")
     pq.write_table(pa.table({"rkey": state.right_keys}), folder / "right.parquet")
     pq.write_table(state.explained, folder / "explained.parquet")
-    (folder / "model_id").write_text(model_id, encoding="utf-8")
+    stamp = {"model_id": model_id, "changed_since_fit": state.changed_since_fit}
+    (folder / "stamp.json").write_text(json.dumps(stamp) + "\n", encoding="utf-8")
 
 
 def _swap(new: Path, folder: Path) -> None:
@@ -124,6 +125,7 @@ def save_state(state: MatchState, folder: Path, fingerprint: str) -> None:
         "version": STATE_VERSION,
         "model_id": model_id,
         "fingerprint": fingerprint,
+        "fitted_records": state.fitted_records,
         "params": asdict(state.params),
         "groups": state.groups,
         "n": state.stats.n,
@@ -169,10 +171,14 @@ def load_state(folder: Path, fingerprint: str) -> tuple[MatchState | None, str]:
             return None, "the saved model is from another version of doorstep"
         if meta.get("fingerprint") != fingerprint:
             return None, "our accounts or the matcher's settings changed since the last fit"
-        scored = folder / SCORED / "model_id"
-        if not scored.exists() or scored.read_text(encoding="utf-8") != meta.get("model_id"):
+        stamp_file = folder / SCORED / "stamp.json"
+        stamp = json.loads(stamp_file.read_text(encoding="utf-8")) if stamp_file.exists() else {}
+        if stamp.get("model_id") != meta.get("model_id"):
             return None, "the saved scores do not belong to the saved model"
-        return _read(folder, meta), ""
+        state = _read(folder, meta)
+        state.fitted_records = int(meta["fitted_records"])
+        state.changed_since_fit = int(stamp["changed_since_fit"])
+        return state, ""
     except (OSError, ValueError, KeyError, pa.ArrowException) as e:
         return None, f"the saved model could not be read ({type(e).__name__})"
 

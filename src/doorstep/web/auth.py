@@ -215,14 +215,20 @@ def set_active(store: Store, email: str, active: bool) -> None:
     """Activate or deactivate a user; deactivating ends their sessions and tokens for good (a
     reactivated user signs in again and asks for new tokens)."""
     with store.engine.begin() as conn:
-        user_id = conn.execute(
-            select(User.user_id).where(User.email == normalise_email(email))).scalar()
-        if user_id is None:
-            raise UserError(f"there is no user {email}.")
+        user_id = _user_id(conn, email)
         conn.execute(update(User).where(User.user_id == user_id)
                      .values(active=active, session_stamp=secrets.token_hex(16)))
         if not active:
             _revoke_tokens(conn, user_id)
+
+
+def _user_id(conn: Connection, email: str) -> int:
+    """The id of the user with this email, or a user error naming the email."""
+    user_id = conn.execute(
+        select(User.user_id).where(User.email == normalise_email(email))).scalar()
+    if user_id is None:
+        raise UserError(f"there is no user {email}; `doorstep user list` shows who there is.")
+    return int(user_id)
 
 
 def _revoke_tokens(conn: Connection, user_id: int) -> int:
@@ -241,10 +247,7 @@ def revoke_access(store: Store, email: str) -> int:
     The user stays and may sign in again; revoked tokens never work again.
     """
     with store.engine.begin() as conn:
-        user_id = conn.execute(
-            select(User.user_id).where(User.email == normalise_email(email))).scalar()
-        if user_id is None:
-            raise UserError(f"there is no user {email}; `doorstep user list` shows who there is.")
+        user_id = _user_id(conn, email)
         conn.execute(update(User).where(User.user_id == user_id)
                      .values(session_stamp=secrets.token_hex(16)))
         return _revoke_tokens(conn, user_id)
@@ -253,10 +256,7 @@ def revoke_access(store: Store, email: str) -> int:
 def remove_user(store: Store, email: str) -> None:
     """Remove a user: their sessions end and their tokens go with them."""
     with store.engine.begin() as conn:
-        user_id = conn.execute(
-            select(User.user_id).where(User.email == normalise_email(email))).scalar()
-        if user_id is None:
-            raise UserError(f"there is no user {email}; `doorstep user list` shows who there is.")
+        user_id = _user_id(conn, email)
         conn.execute(delete(ApiToken).where(ApiToken.user_id == user_id))
         conn.execute(delete(User).where(User.user_id == user_id))
 
