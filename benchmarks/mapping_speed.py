@@ -66,8 +66,8 @@ from rich.console import Console
 from rich.table import Table
 
 from doorstep.demo_world import generate_world
+from doorstep.map import find_matches
 from doorstep.map.canonical import canonicalise
-from doorstep.map.stage import find_matches
 
 console = Console()
 Pair = tuple[str, str, str]
