@@ -90,7 +90,7 @@ class MatchState:
     left_keys: pa.Table | str
     pairs: pa.Table  # PAIR_SCHEMA
     right_keys: pa.Array  # every right record scored, with or without a candidate
-    members: list[list[str]] = field(default_factory=list)  # left ids per left record
+    members: Sequence[list[str]] = field(default_factory=list)  # left ids per left record
     # the evidence of each pair last chosen (rkey, lrec, signature, evidence), reused while
     # its rivals and probabilities stay as they were
     explained: pa.Table = field(default_factory=lambda: EXPLAINED_SCHEMA.empty_table())

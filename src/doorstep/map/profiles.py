@@ -151,7 +151,9 @@ class TokenStats:
         self.shared = {t: self.weight(t, 2) for t in self.df}
         self.single = {t: self.weight(t, 1) for t in self.df}
 
+        # words by (first letter + one deletion), built a first letter at a time
         self._deletes: dict[str, list[str]] | None = None
+        self._indexed: set[str] = set()
         self._near: dict[str, int] = {}
 
     def weight(self, token: str, own: int) -> float:
@@ -159,25 +161,30 @@ class TokenStats:
         seen = max(self.df.get(token, 0) - own, 0)
         return self.log_n - math.log(seen + self.unseen)
 
-    def prepare(self) -> None:
-        """Build the one-deletion index of the words, which typo weights need."""
+    def prepare(self, first: str | None = None) -> None:
+        """Build the one-deletion index of the words, which typo weights need: of every word,
+        or of those starting with `first` (a typo never falls on the first letter)."""
         if self._deletes is None:
             self._deletes = {}
-            for t in self.df:
-                if len(t) >= 5 and not t.isdigit():
-                    for d in deletions(t):
-                        self._deletes.setdefault(d, []).append(t)
+        letters = {first} if first is not None else {t[0] for t in self.df if t}
+        todo = letters - self._indexed
+        if not todo:
+            return
+        for t in self.df:
+            if t and t[0] in todo and len(t) >= 5 and not t.isdigit():
+                for d in deletions(t):
+                    self._deletes.setdefault(t[0] + d, []).append(t)
+        self._indexed |= todo
 
     def near_count(self, token: str) -> int:
         """Return how many names hold a word one typo from `token` (itself included)."""
         count = self._near.get(token)
         if count is not None:
             return count
-        self.prepare()
+        self.prepare(token[0])
         assert self._deletes is not None
-        near = {v for d in deletions(token) for v in self._deletes.get(d, ())}
-        count = sum(self.df[v] for v in near
-                    if v[0] == token[0] and OSA.distance(token, v, score_cutoff=1) <= 1)
+        near = {v for d in deletions(token) for v in self._deletes.get(token[0] + d, ())}
+        count = sum(self.df[v] for v in near if OSA.distance(token, v, score_cutoff=1) <= 1)
         self._near[token] = count
         return count
 

@@ -61,6 +61,31 @@ class _Profiles(Sequence[NameProfile]):
         return found
 
 
+class _Members(Sequence[list[str]]):
+    """Our account ids of each of our records, taken out only for the records asked for."""
+
+    def __init__(self, ids: pa.Array, record: Any, records: int) -> None:
+        order = np.argsort(record, kind="stable")
+        self.ids = ids.take(pa.array(order))
+        self.starts = np.searchsorted(np.asarray(record)[order], np.arange(records + 1))
+
+    def __len__(self) -> int:
+        return len(self.starts) - 1
+
+    @overload
+    def __getitem__(self, i: int) -> list[str]: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[list[str]]: ...
+
+    def __getitem__(self, i: int | slice) -> list[str] | Sequence[list[str]]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        start, stop = int(self.starts[i]), int(self.starts[i + 1])
+        values: list[str] = self.ids.slice(start, stop - start).to_pylist()
+        return values
+
+
 def _profile_texts(side: Side) -> list[str]:
     """Return, per name profile, the name that made it (its first record's)."""
     texts: list[str | None] = [None] * len(side.profiles)
@@ -220,9 +245,7 @@ def _read(folder: Path, meta: dict[str, Any]) -> MatchState:
                 _Profiles(pq.read_table(folder / "left_names.parquet")["text"].to_pylist()),
                 [None] * left_t.num_rows, left_t["hint"].to_pylist(),
                 left_t["cluster"].to_pylist(), left_t["text"].to_pylist())
-    members: list[list[str]] = [[] for _ in range(left_t.num_rows)]
-    for rec, i in zip(record.tolist(), ids["id"].to_pylist(), strict=True):
-        members[rec].append(i)
+    members = _Members(ids["id"].combine_chunks(), record, left_t.num_rows)
     # only new partner records meet these, through a join: DuckDB reads what it needs
     return MatchState(params, stats, fitted, list(meta["groups"]), fields,
                       _scan(folder / "counts.parquet"), left, _scan(folder / "left_keys.parquet"),
