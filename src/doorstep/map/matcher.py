@@ -249,6 +249,7 @@ def fit_names(left: pa.Table | pd.DataFrame, right: pa.Table | pd.DataFrame, *,
 
 
 def relink_names(state: MatchState, right: pa.Table, *, workers: int | None = None,
+                 keys: pa.Array | None = None,
                  ) -> tuple[MatchState, Relinked]:
     """Score the right records `state` has not seen with its model, drop those gone.
 
@@ -256,7 +257,7 @@ def relink_names(state: MatchState, right: pa.Table, *, workers: int | None = No
     the new state (same model, pairs brought up to date).
     """
     clock = _Clock()
-    keys = record_keys(right)
+    keys = record_keys(right) if keys is None else keys
     seen = pc.is_in(keys, value_set=state.right_keys)
     fresh = right.filter(pc.invert(seen))
     now_keys = pa.array(sorted(set(keys.to_pylist())), pa.string())
@@ -286,7 +287,8 @@ def relink_names(state: MatchState, right: pa.Table, *, workers: int | None = No
     return relinked, report
 
 
-def resolve_names(state: MatchState, right: pa.Table, *, threshold: float) -> pa.Table:
+def resolve_names(state: MatchState, right: pa.Table, *, threshold: float,
+                  keys: pa.Array | None = None) -> pa.Table:
     """Resolve every scored pair against its rivals; return (left_id, right_id, probability,
     evidence) rows at or above `threshold`, for the right rows of `right` (ids in `id`).
 
@@ -322,7 +324,7 @@ def resolve_names(state: MatchState, right: pa.Table, *, threshold: float) -> pa
     chosen = np.flatnonzero(prob >= threshold)
     rivals = np.bincount(lkey)[lkey] + np.bincount(rrec)[rrec] - 2
     ratios = state.fitted.model.log_ratios()
-    keys = record_keys(right)
+    keys = record_keys(right) if keys is None else keys
     matched = pc.is_in(keys, value_set=pairs["rkey"].take(pa.array(chosen, pa.int64())))
     rmembers: dict[str, list[str]] = {}
     for k, i in zip(keys.filter(matched).to_pylist(),

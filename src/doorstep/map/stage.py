@@ -247,10 +247,10 @@ def _fuzzy(con: duckdb.DuckDBPyConnection, threshold: float, workers: int | None
         found = resolve_names(state, right, threshold=threshold)
         save_state(state, state_dir, fingerprint)
         return found, run
-    state, relinked = relink_names(state, right, workers=workers)
+    state, relinked = relink_names(state, right, workers=workers, keys=keys)
     run.mode, run.rescored, run.gone = "incremental", relinked.new_records, \
         relinked.gone_records
-    found = resolve_names(state, right, threshold=threshold)
+    found = resolve_names(state, right, threshold=threshold, keys=keys)
     save_scored(state, state_dir)
     return found, run
 
