@@ -172,6 +172,15 @@ def test_a_partner_file_without_names_or_websites_warns(tmp_path: Path, store: S
     assert report.overlaps == 5
 
 
+def test_mapping_a_workspace_with_nothing_imported_finds_nothing(
+    tmp_path: Path, store: Store
+) -> None:
+    folder = tmp_path / "ws"
+    init_workspace(folder)
+    report = map_accounts(Workspace(folder, Config(), store))
+    assert (report.overlaps, report.related) == (0, 0)
+
+
 def test_cli_map_prints_the_overlap_matrix(tmp_path: Path) -> None:
     folder = tmp_path / "ws"
     runner = CliRunner()

@@ -379,9 +379,9 @@ def find_matches(
         ORDER BY partner_id, partner_account_id, account_id
     """).to_arrow_table()
     con.close()
-    flags = result.column("related").to_pylist()
-    overlaps = result.filter(pa.array([not f for f in flags])).drop_columns(["related"])
-    return Matches(overlaps, result.filter(pa.array(flags)).drop_columns(["related"]), run)
+    related = result.column("related").cast(pa.bool_())  # typed even when nothing matched
+    overlaps = result.filter(pc.invert(related)).drop_columns(["related"])
+    return Matches(overlaps, result.filter(related).drop_columns(["related"]), run)
 
 
 def _usable(name: str | None, website: str | None) -> bool:
