@@ -141,6 +141,27 @@ def test_ragged_csv_row_is_quarantined_not_dropped(small_workspace: Path, store:
     assert problem["row_number"] == 4 and "expected 6 fields, found 8" in problem["reason"]
 
 
+def test_an_oversized_cell_quarantines_its_row_and_the_rest_loads(
+    small_workspace: Path, store: Store
+) -> None:
+    first = SMALL_WORLD["accounts"][0]
+    huge = {**first, "account_id": "a9", "name": "Huge " + "x" * 1_048_576}
+    write_table(small_workspace, "accounts",
+                [*SMALL_WORLD["accounts"], huge, {**first, "account_id": "a8", "name": "Fine"}])
+    report = import_workspace(small_workspace, store)
+    problem = only_problem(store)
+    assert problem["file"].endswith("accounts.csv")
+    assert (problem["table_name"], problem["row_number"], problem["column_name"]) == (
+        "accounts", len(SMALL_WORLD["accounts"]) + 2, "name"
+    )
+    assert "1,048,581 characters long" in problem["reason"]
+    assert len(problem["value"]) < 1_100
+    assert report.quarantined == 1
+    with store.engine.connect() as conn:
+        ids = set(conn.execute(select(Account.account_id)).scalars())
+    assert "a8" in ids and "a9" not in ids
+
+
 def test_missing_file_stops_the_import_and_changes_nothing(
     small_workspace: Path, store: Store
 ) -> None:

@@ -200,11 +200,11 @@ def _quarantine_rows(
             "table_name": checked.table.name,
             "file": file,
             "row_number": r.row,
-            "column_name": None,
+            "column_name": r.column,
             "value": r.text[:1000].replace("\x00", "\\0"),
-            "reason": f"expected {r.expected} fields, found {r.found}",
+            "reason": r.reason,
         }
-        for r in table_file.ragged
+        for r in table_file.rejected
     ]
     return rows
 
@@ -247,7 +247,7 @@ def import_workspace(
             counts = TableCounts(
                 file=str(table_file.path.name),
                 read=table_file.rows_read,
-                quarantined=len(bad_rows) + len(table_file.ragged),
+                quarantined=len(bad_rows) + len(table_file.rejected),
             )
             _write(conn, result, counts, bool(table_file.extra_columns), progress)
             quarantine = _quarantine_rows(import_id, table_file, result, workspace)

@@ -25,14 +25,21 @@ class ImportFailure(Exception):
     """The import cannot go ahead; the message is one sentence naming the file and what to do."""
 
 
+# A cell longer than this is not a value anyone typed (a pasted file, a broken export): its row
+# goes to quarantine. The CSV reader itself accepts cells up to _READ_LIMIT, so that it can name
+# the row instead of stopping the import.
+MAX_CELL_CHARS = 100_000
+_READ_LIMIT = 256 * 1024 * 1024
+
+
 @dataclass
-class RaggedRow:
-    """A CSV row with the wrong number of fields: it goes to quarantine as it is."""
+class RejectedRow:
+    """A CSV row that cannot be read as the table's columns: it goes to quarantine as it is."""
 
     row: int
-    expected: int
-    found: int
     text: str
+    reason: str
+    column: str | None = None
 
 
 @dataclass
@@ -43,11 +50,11 @@ class TableFile:
     path: Path
     data: pa.Table
     extra_columns: list[str]
-    ragged: list[RaggedRow] = field(default_factory=list)
+    rejected: list[RejectedRow] = field(default_factory=list)
 
     @property
     def rows_read(self) -> int:
-        return int(self.data.num_rows) + len(self.ragged)
+        return int(self.data.num_rows) + len(self.rejected)
 
 
 def locate(data_dir: Path, table: Table) -> Path:
@@ -87,7 +94,21 @@ def _check_header(path: Path, table: Table, header: list[str]) -> list[str]:
     return names
 
 
+def _oversized(names: list[str], record: list[str], row: int) -> RejectedRow | None:
+    for name, value in zip(names, record, strict=False):
+        if len(value) > MAX_CELL_CHARS:
+            return RejectedRow(
+                row,
+                f"{value[:200]}...",
+                f"the value is {len(value):,} characters long, more than the "
+                f"{MAX_CELL_CHARS:,} a cell may hold; shorten it or clear it and re-import",
+                name,
+            )
+    return None
+
+
 def _read_csv(path: Path, table: Table, progress: ReadProgress | None) -> TableFile:
+    csv.field_size_limit(max(csv.field_size_limit(), _READ_LIMIT))
     total = path.stat().st_size
     with path.open("rb") as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
@@ -102,15 +123,22 @@ def _read_csv(path: Path, table: Table, progress: ReadProgress | None) -> TableF
             chunks: list[pa.RecordBatch] = []
             records: list[list[str]] = []
             rows: list[int] = []
-            ragged: list[RaggedRow] = []
+            rejected: list[RejectedRow] = []
             for record in reader:
                 row_number += 1
                 if len(record) != width or not record[0].strip():
                     if not any(v.strip() for v in record):
                         continue  # a blank line or a row of empty cells: nothing to load or lose
                     if len(record) != width:
-                        ragged.append(RaggedRow(row_number, width, len(record), ",".join(record)))
+                        rejected.append(RejectedRow(
+                            row_number, ",".join(v[:1000] for v in record),
+                            f"expected {width} fields, found {len(record)}",
+                        ))
                         continue
+                too_long = _oversized(names, record, row_number)
+                if too_long is not None:
+                    rejected.append(too_long)
+                    continue
                 rows.append(row_number)
                 records.append(record)
                 if len(rows) >= _CHUNK:
@@ -131,7 +159,7 @@ def _read_csv(path: Path, table: Table, progress: ReadProgress | None) -> TableF
         progress(total, total)
     data = pa.Table.from_batches(chunks)
     extra = [n for n in names if n not in table.column_names]
-    return TableFile(table, path, data, extra, ragged)
+    return TableFile(table, path, data, extra, rejected)
 
 
 def _batch(names: list[str], records: list[list[str]], rows: list[int]) -> pa.RecordBatch:
