@@ -277,8 +277,17 @@ class User(Base):
     session_stamp: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
-    # consecutive failed sign-ins; past the limit, sign-in is refused until locked_until
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class SignInThrottle(Base):
+    """Failed sign-ins from one client: against one email (`email` set) or against any (`email`
+    empty). Past a limit that client is refused until `locked_until`; other clients are not."""
+
+    __tablename__ = "sign_in_throttle"
+    client: Mapped[str] = mapped_column(String(100), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), primary_key=True, index=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure_at: Mapped[datetime] = mapped_column(DateTime)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime)
 
 
@@ -331,6 +340,7 @@ class ShareAudit(Base):
     """One exchange with a partner install: what kind, its outcome, counts only, never records."""
 
     __tablename__ = "share_audit"
+    __table_args__ = (Index("ix_share_audit_partner_at", "partner_id", "at"),)
     audit_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     partner_id: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(40))

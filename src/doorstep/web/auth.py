@@ -24,7 +24,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from doorstep.store import Store
-from doorstep.store.models import ApiToken, Partner, Rep, User
+from doorstep.store.models import ApiToken, Partner, Rep, SignInThrottle, User
 
 ADMIN = "admin"
 PARTNER_MANAGER = "partner_manager"
@@ -41,6 +41,8 @@ SESSION_MAX_AGE = 12 * 3600
 _TOKEN_TOUCH = timedelta(minutes=5)  # write last_used_at at most this often per token
 # After this many failed sign-ins in a row, an account's sign-in is locked for SIGN_IN_LOCK.
 MAX_FAILED_SIGN_INS = 5
+# After this many failed sign-ins from one client, against any emails, it is locked out too.
+MAX_CLIENT_FAILURES = 20
 SIGN_IN_LOCK = timedelta(minutes=15)
 
 _hasher = PasswordHasher()
@@ -342,73 +344,105 @@ def principal_for_token(store: Store, token: str) -> Principal | None:
 
 
 class SignInLocked(Exception):
-    """Too many failed sign-ins in a row: the account cannot sign in until `until` (UTC)."""
+    """Too many failed sign-ins from this client: it cannot sign in until `until` (UTC)."""
 
     def __init__(self, until: datetime) -> None:
         super().__init__(
-            f"too many failed sign-ins: this account is locked until {until:%H:%M} UTC; "
-            "wait, or ask an admin to run `doorstep user unlock`"
+            f"too many failed sign-ins from here: try again after {until:%H:%M} UTC, "
+            "or ask an admin to run `doorstep user unlock`"
         )
         self.until = until
 
 
+def _throttle_rows(conn: Connection, client: str, address: str) -> list[Any]:
+    t = SignInThrottle
+    return list(conn.execute(
+        select(t.email, t.failures, t.last_failure_at, t.locked_until).where(
+            t.client == client, t.email.in_(["", address])
+        )
+    ))
+
+
 def authenticate(
-    store: Store, email: str, password: str, now: datetime | None = None
+    store: Store,
+    email: str,
+    password: str,
+    now: datetime | None = None,
+    *,
+    client: str = "local",
 ) -> tuple[Principal, str] | None:
     """The user and their session stamp when email and password match an active user.
 
-    Each failure counts against the account; after `MAX_FAILED_SIGN_INS` in a row it is locked
-    for `SIGN_IN_LOCK` (SignInLocked), and while locked even the right password is refused.
+    Failures count per client: `MAX_FAILED_SIGN_INS` in a row against one email, or
+    `MAX_CLIENT_FAILURES` against any, refuse that client for `SIGN_IN_LOCK` (SignInLocked),
+    even with the right password. Other clients are not affected, so nobody can lock another
+    person out. A known and an unknown email get the same answers, after the same work: one
+    password hash checked and one throttle row written.
     """
     address = email.strip().lower()
     now = now or _now()
     with store.engine.connect() as conn:
-        row = conn.execute(
-            select(*_USER_COLUMNS, User.locked_until).where(User.email == address)
-        ).first()
+        throttles = _throttle_rows(conn, client, address)
+        row = conn.execute(select(*_USER_COLUMNS).where(User.email == address)).first()
+    locked = [t.locked_until for t in throttles if t.locked_until and t.locked_until > now]
+    if locked:
+        verify_password(_DUMMY_HASH, password)  # as long as any other answer
+        raise SignInLocked(max(locked))
     if row is None or not row.active:
-        verify_password(_DUMMY_HASH, password)
+        verify_password(_DUMMY_HASH, password)  # as long as checking a real password
+        _count_failure(store, client, address, now)
         return None
-    if row.locked_until is not None and row.locked_until > now:
-        raise SignInLocked(row.locked_until)
     if not verify_password(row.password_hash, password):
-        _count_failure(store, row.user_id, expired_lock=row.locked_until is not None, now=now)
+        _count_failure(store, client, address, now)
         return None
-    values: dict[str, Any] = {"last_login_at": now, "failed_logins": 0, "locked_until": None}
+    values: dict[str, Any] = {"last_login_at": now}
     if _hasher.check_needs_rehash(row.password_hash):
         values["password_hash"] = hash_password(password)
     with store.engine.begin() as conn:
         conn.execute(update(User).where(User.user_id == row.user_id).values(**values))
+        conn.execute(delete(SignInThrottle).where(
+            SignInThrottle.client == client, SignInThrottle.email == address
+        ))
     return _principal(row, "session"), row.session_stamp
 
 
-def _count_failure(store: Store, user_id: int, *, expired_lock: bool, now: datetime) -> None:
-    """Count a failed sign-in (atomically); lock the account when it reaches the limit."""
-    failures = 1 if expired_lock else User.failed_logins + 1  # a lock that ran out starts over
+def _count_failure(store: Store, client: str, address: str, now: datetime) -> None:
+    """Count a failed sign-in against (client, email) and against the client; past either
+    limit, lock that client out for SIGN_IN_LOCK and raise SignInLocked."""
+    until = now + SIGN_IN_LOCK
+    locked = False
     with store.engine.begin() as conn:
-        count = conn.execute(
-            update(User)
-            .where(User.user_id == user_id)
-            .values(failed_logins=failures, locked_until=None)
-            .returning(User.failed_logins)
-        ).scalar_one()
-        if count >= MAX_FAILED_SIGN_INS:
-            conn.execute(
-                update(User).where(User.user_id == user_id).values(locked_until=now + SIGN_IN_LOCK)
-            )
-    if count >= MAX_FAILED_SIGN_INS:
-        raise SignInLocked(now + SIGN_IN_LOCK)
+        rows = {t.email: t for t in _throttle_rows(conn, client, address)}
+        for key, limit in ((address, MAX_FAILED_SIGN_INS), ("", MAX_CLIENT_FAILURES)):
+            old = rows.get(key)
+            # a run of failures ends with a lock that ran out or a quiet SIGN_IN_LOCK
+            if old is None or old.locked_until is not None or (
+                now - old.last_failure_at > SIGN_IN_LOCK
+            ):
+                failures = 1
+            else:
+                failures = old.failures + 1
+            values = {"failures": failures, "last_failure_at": now,
+                      "locked_until": until if failures >= limit else None}
+            locked = locked or failures >= limit
+            if old is None:
+                conn.execute(insert(SignInThrottle).values(client=client, email=key, **values))
+            else:
+                conn.execute(update(SignInThrottle).where(
+                    SignInThrottle.client == client, SignInThrottle.email == key
+                ).values(**values))
+    if locked:
+        raise SignInLocked(until)
 
 
 def unlock_user(store: Store, email: str) -> None:
-    """Clear an account's failed sign-ins and any lock on it."""
+    """Clear the failed sign-ins against an account, from every client."""
     address = normalise_email(email)
     with store.engine.begin() as conn:
-        done = conn.execute(
-            update(User).where(User.email == address).values(failed_logins=0, locked_until=None)
-        ).rowcount
-    if not done:
-        raise UserError(f"no user {address}; `doorstep user add` creates one")
+        known = conn.execute(select(User.user_id).where(User.email == address)).first()
+        if known is None:
+            raise UserError(f"no user {address}; `doorstep user add` creates one")
+        conn.execute(delete(SignInThrottle).where(SignInThrottle.email == address))
 
 
 def principal_for_session(

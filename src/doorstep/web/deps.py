@@ -55,6 +55,12 @@ def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def client_address(request: Request) -> str:
+    """The address a request came from: the peer, or behind a reverse proxy that uvicorn trusts
+    (`--forwarded-allow-ips`), the client the proxy names."""
+    return request.client.host if request.client else "unknown"
+
+
 def session_data(request: Request) -> dict[str, Any]:
     """The session cookie's checked contents (empty when absent or forged)."""
     cached = getattr(request.state, "session", None)

@@ -53,6 +53,7 @@ from doorstep.web.deps import (
     AppContext,
     Context,
     app_context,
+    client_address,
     current_principal,
     cursor_of,
     now,
@@ -169,7 +170,7 @@ def login(
     if not csrf_matches(session_data(request).get("c"), csrf_token):
         raise HTTPException(403, "the sign-in form is out of date; reload it and try again.")
     try:
-        found = authenticate(ctx.workspace.store, email, password)
+        found = authenticate(ctx.workspace.store, email, password, client=client_address(request))
     except SignInLocked as exc:
         return render(request, ctx, "login.html", None, status_code=429, next=_local(next) or "",
                       error=f"{str(exc)[0].upper()}{str(exc)[1:]}.", email=email)
