@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Annotated, Any, cast
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.rule import Rule
 from rich.table import Table
+from rich.text import Text
 
 from doorstep import pipeline
 from doorstep.act import (
@@ -35,6 +35,7 @@ from doorstep.pipeline import run_stage
 from doorstep.qualify import QualifyReport, funnel
 from doorstep.share import ShareError
 from doorstep.store.export import EXPORTS, write_csv
+from doorstep.terminal import console, err, labelled, styled
 from doorstep.web.commands import register as register_web_commands
 from doorstep.workspace import Workspace, open_workspace
 
@@ -44,8 +45,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err = Console(stderr=True)
 
 WorkspacePath = Annotated[Path, typer.Argument(help="The workspace folder.")]
 
@@ -54,7 +53,7 @@ USER_ERRORS = (ConfigError, ImportFailure, LeadActionError, ShareError)
 
 
 def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(labelled("error:", "bold red", message), soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -118,7 +117,7 @@ def print_import(workspace: Workspace, report: ImportReport) -> None:
             f"{c.inserted:,}",
             f"{c.updated:,}",
             f"{c.unchanged:,}",
-            f"[red]{c.quarantined:,}[/]" if c.quarantined else "0",
+            styled(f"{c.quarantined:,}", "red") if c.quarantined else "0",
         )
     console.print(table)
     if report.quarantined:
@@ -198,14 +197,14 @@ def run_map(workspace: Workspace, *, full: bool = False) -> MapReport:
 def print_map(workspace: Workspace, report: MapReport) -> None:
     """The overlaps found, by method, and the overlap matrix."""
     for warning in report.warnings:
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        err.print(labelled("warning:", "yellow", warning))
     summary = Table(title="Account mapping", title_justify="left")
     summary.add_column("method")
     summary.add_column("overlaps", justify="right")
     summary.add_column("share", justify="right")
     for method, n in sorted(report.by_method.items(), key=lambda kv: -kv[1]):
         summary.add_row(method, f"{n:,}", f"{n / max(report.overlaps, 1):.0%}")
-    summary.add_row("[bold]all[/]", f"[bold]{report.overlaps:,}[/]", "100%")
+    summary.add_row(styled("all", "bold"), styled(f"{report.overlaps:,}", "bold"), "100%")
     console.print(summary)
     console.print(
         f"{report.inserted:,} new, {report.updated:,} changed, {report.removed:,} removed, "
@@ -260,7 +259,7 @@ def run_qualify(workspace: Workspace) -> QualifyReport:
 def print_qualify(workspace: Workspace, result: QualifyReport) -> None:
     """What qualifying changed, and the funnel by gate."""
     for note in result.notes:
-        err.print(f"[yellow]note:[/] {note}", highlight=False)
+        err.print(labelled("note:", "yellow", note))
     console.print(
         f"{result.leads:,} leads: {result.created:,} new, {result.changed:,} changed, "
         f"{result.unchanged:,} unchanged; {result.events:,} events; "
@@ -315,10 +314,12 @@ def print_act(workspace: Workspace, result: ActReport) -> None:
     elif not send:
         console.print(f"Not sent yet: deliver with `doorstep act {workspace.path}`.")
     if result.overdue:
-        console.print(f"[red]{len(result.overdue):,} motions are overdue[/]; "
-                      f"{result.escalations:,} escalated now.")
+        console.print(Text.assemble(
+            (f"{len(result.overdue):,} motions are overdue", "red"),
+            f"; {result.escalations:,} escalated now.",
+        ))
     for problem in result.problems:
-        err.print(f"[yellow]warning:[/] {problem}", highlight=False)
+        err.print(labelled("warning:", "yellow", problem))
 
 
 @app.command()

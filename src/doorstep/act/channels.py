@@ -90,10 +90,18 @@ def webhook_body(message: OutgoingMessage) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
+def slack_escape(text: str) -> str:
+    """Text as Slack mrkdwn shows it literally: `&`, `<` and `>` escaped, so that `<!channel>`
+    or `<http://x|Reset your password>` from a partner's data is neither a ping nor a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack_body(message: OutgoingMessage) -> bytes:
-    """The Slack incoming-webhook JSON for a message: {"text": ...}."""
-    text = f"*{message.subject}*\n{message.text}" if message.subject else message.text
-    return json.dumps({"text": text}).encode("utf-8")
+    """The Slack incoming-webhook JSON for a message: {"text": ...}, escaped for mrkdwn."""
+    text = message.text
+    if message.subject:
+        text = f"*{message.subject}*\n{text}"
+    return json.dumps({"text": slack_escape(text)}).encode("utf-8")
 
 
 class EmailChannel:
@@ -132,7 +140,7 @@ class EmailChannel:
         email = EmailMessage(policy=_EMAIL_POLICY)
         email["From"] = self.sender
         email["To"] = message.recipient
-        email["Subject"] = message.subject
+        email["Subject"] = " ".join(message.subject.split())  # one line, whatever was queued
         email["Message-ID"] = f"<{message.idempotency_key}@doorstep>"
         email["X-Doorstep-Idempotency-Key"] = message.idempotency_key
         email["X-Doorstep-Lead"] = message.lead_id

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -99,6 +100,18 @@ def payload_json(subject: str, text: str, data: Mapping[str, Any]) -> str:
     return json.dumps(document, default=_json_default, separators=(",", ":"))
 
 
+# Line breaks and other control characters in a value: a name must not end an email's subject
+# line and start its body, or forge lines of the message.
+_VALUE_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def one_line(value: Any) -> Any:
+    """A value as a template inserts it: text loses its line breaks and control characters."""
+    if isinstance(value, str):
+        return _VALUE_CONTROL.sub(" ", value)
+    return value
+
+
 class Templates:
     """The message templates: the workspace's `templates/<name>.j2` first, then doorstep's own."""
 
@@ -116,6 +129,7 @@ class Templates:
             trim_blocks=True,
             lstrip_blocks=True,
             auto_reload=False,  # one run renders from one version of each template
+            finalize=one_line,  # values from data never break a line the template did not
         )
         self.loaded: dict[str, jinja2.Template] = {}
 

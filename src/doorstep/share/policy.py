@@ -256,12 +256,14 @@ def write_matrix_csv(matrix: OverlapMatrix, out: Any) -> int:
     """The overlap matrix as CSV: partner, our population, then one column per theirs."""
     import csv
 
+    from doorstep.store.export import csv_cell
+
     writer = csv.writer(out)
-    writer.writerow(["partner_id", "our_population", *matrix.theirs])
+    writer.writerow(["partner_id", "our_population", *map(csv_cell, matrix.theirs)])
     rows = 0
     for partner_id in sorted(matrix.cells):
         for population in matrix.ours:
-            writer.writerow([partner_id, population,
+            writer.writerow([csv_cell(partner_id), csv_cell(population),
                              *(matrix.cells[partner_id].get((population, t), 0)
                                for t in matrix.theirs)])
             rows += 1

@@ -152,10 +152,12 @@ def export_rows(store: Store, table: str) -> Iterator[tuple[Any, ...]]:
         yield from result
 
 
-# A spreadsheet runs a cell that starts with one of these as a formula ("=HYPERLINK(...)"), and
-# partner files are data we did not write: such text is written with a leading apostrophe,
-# which spreadsheets show as plain text.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A spreadsheet runs a cell that starts with one of these as a formula ("=HYPERLINK(...)"), also
+# after leading spaces or line breaks and in their full-width forms, and partner files are data
+# we did not write: such text is written with a leading apostrophe, which spreadsheets show as
+# plain text. A cell starting with a tab or a carriage return is neutralised as well.
+FORMULA_STARTS = ("=", "+", "-", "@", "|", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_BLANK_STARTS = ("\t", "\r", "\n")
 
 
 def csv_cell(value: Any) -> Any:
@@ -164,7 +166,9 @@ def csv_cell(value: Any) -> Any:
         return ""
     if isinstance(value, dict | list):
         value = json.dumps(value)
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+    if isinstance(value, str) and (
+        value.startswith(_BLANK_STARTS) or value.lstrip(" \t\r\n").startswith(FORMULA_STARTS)
+    ):
         return "'" + value
     return value
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -26,6 +25,7 @@ from doorstep.feedback import (
 )
 from doorstep.feedback.digest import conversion_text
 from doorstep.measure.format import pct
+from doorstep.terminal import console, err, labelled
 from doorstep.web.auth import (
     ROLES,
     UserError,
@@ -42,8 +42,6 @@ from doorstep.workspace import Workspace, open_workspace
 
 PASSWORD_ENV = "DOORSTEP_PASSWORD"
 
-console = Console()
-err = Console(stderr=True)
 
 WorkspacePath = Annotated[Path, typer.Argument(help="The workspace folder.")]
 
@@ -54,7 +52,7 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
     except (ConfigError, UserError, UnknownPartner) as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(labelled("error:", "bold red", str(exc)), soft_wrap=True)
         raise typer.Exit(1) from exc
 
 
@@ -181,12 +179,12 @@ def serve(
     except ValueError:
         loopback = host == "localhost"
     if not loopback:
-        err.print(
-            "[yellow]warning:[/] listening beyond this machine: serve it over https (session "
-            "cookies are marked Secure only on https requests; a proxy on this machine is "
-            "trusted for X-Forwarded-Proto).",
-            highlight=False,
-        )
+        err.print(labelled(
+            "warning:", "yellow",
+            "listening beyond this machine: serve it over https (session cookies are marked "
+            "Secure only on https requests; a proxy on this machine is trusted for "
+            "X-Forwarded-Proto).",
+        ))
     err.print(f"doorstep on http://{host}:{port}/ (Ctrl-C stops it)", highlight=False)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
@@ -234,7 +232,7 @@ def feedback(
     with _user_errors():
         result = queue_digests(workspace, digests=digests, send=True)
     for problem in result.problems:
-        err.print(f"[yellow]warning:[/] {problem}", highlight=False)
+        err.print(labelled("warning:", "yellow", problem))
     console.print(
         f"digests for {result.period}: {len(result.queued)} queued, "
         f"{len(result.already_queued)} already queued before"
