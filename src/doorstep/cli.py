@@ -28,6 +28,7 @@ from doorstep.act import (
 )
 from doorstep.config import ConfigError
 from doorstep.demo import DEMO_PASSWORD, create_demo_users, create_demo_workspace
+from doorstep.errors import debugging, describe_failure
 from doorstep.ingest import ImportFailure, ImportReport, init_workspace
 from doorstep.ingest.contract import TABLES
 from doorstep.map import MapReport
@@ -606,5 +607,15 @@ register_web_commands(app)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `doorstep` console script."""
-    app(args=argv)
+    """Entry point of the `doorstep` console script.
+
+    A failure of the store, the disk or the network prints one sentence with what to do and
+    exits with 1; `DOORSTEP_DEBUG=1` prints the traceback too.
+    """
+    try:
+        app(args=argv)
+    except Exception as exc:
+        if debugging():
+            raise
+        err.print(labelled("error:", "bold red", describe_failure(exc)), soft_wrap=True)
+        sys.exit(1)
