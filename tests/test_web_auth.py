@@ -226,10 +226,22 @@ def test_a_form_post_with_the_csrf_token_goes_through(client: TestClient, world:
     token = sign_in(client, "ada@example.com")
     response = client.post("/leads/L-a3/accept", data={"csrf_token": token},
                            follow_redirects=False)
-    assert response.status_code == 303 and "accepted" in response.headers["location"]
+    assert response.status_code == 303 and response.headers["location"] == "/queue?notice=lead_done"
+    assert "Lead L-a3 accepted." in client.get(response.headers["location"]).text
     with world.store.engine.connect() as conn:
         status = conn.execute(select(Lead.status).where(Lead.lead_id == "L-a3")).scalar_one()
     assert status == "accepted"
+
+
+def test_a_notice_in_the_url_is_a_code_never_free_text(client: TestClient) -> None:
+    sign_in(client, "ada@example.com")
+    forged = client.get("/queue", params={"notice": "Your account is suspended: call +1 555",
+                                          "problem": "Send your password to evil.example"})
+    assert "suspended" not in forged.text and "evil.example" not in forged.text
+    assert "You are signed out." in client.get("/queue?notice=signed_out").text
+    # a known code without its details (they ride in the session) says the plain sentence
+    plain = client.get("/queue?notice=lead_done").text
+    assert "Done." in plain and "Lead " not in plain.split('class="notice"')[1][:40]
 
 
 def test_an_api_post_with_a_session_cookie_needs_the_csrf_header(
@@ -619,3 +631,43 @@ def test_a_common_password_is_refused_with_one_sentence(world: Workspace, passwo
 def test_the_users_email_is_no_password(world: Workspace) -> None:
     with pytest.raises(auth.UserError, match="email"):
         add_user(world.store, "maximilian.berg@example.com", "admin", "Maximilian.Berg")
+
+
+@pytest.mark.parametrize("body,content_type", [
+    (b"{not json", "application/json"),
+    (b"\xff\xfe\x00", "application/json"),
+    (b"[1, 2]", "application/json"),
+    (b"plain words", "text/plain"),
+    (b"", "application/json"),
+])
+def test_a_malformed_body_is_a_4xx_with_the_security_headers(
+    client: TestClient, world: Workspace, body: bytes, content_type: str
+) -> None:
+    token = issue_token(world.store, "kim@cloudway.example")
+    for path, auth_header in (("/api/warmth-answers", f"Bearer {token}"),
+                              ("/api/share/psi", ""), ("/api/share/bundle", "")):
+        headers = {"content-type": content_type}
+        if auth_header:
+            headers["Authorization"] = auth_header
+        response = client.post(path, content=body, headers=headers)
+        assert 400 <= response.status_code < 500, (path, response.status_code)
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert "content-security-policy" in response.headers
+        assert "plain words" not in response.text
+
+
+def test_an_unforeseen_failure_is_a_bare_500_with_the_security_headers(
+    world: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from doorstep.web import api
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("secret internals /var/lib/doorstep")
+
+    monkeypatch.setattr(api, "serve_psi", broken)
+    with TestClient(make_app(world), raise_server_exceptions=False) as c:
+        response = c.post("/api/share/psi", json={"anything": 1})
+    assert response.status_code == 500
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "content-security-policy" in response.headers
+    assert "secret internals" not in response.text

@@ -404,7 +404,9 @@ def test_an_admin_adds_a_user_from_the_settings_page(
               "password": "0123456789ab", "csrf_token": admin.csrf},
         follow_redirects=False,
     )
-    assert response.status_code == 303 and "added" in response.headers["location"]
+    assert response.status_code == 303
+    assert "User new@cloudway.example added." in admin.client.get(
+        response.headers["location"]).text
     with workspace.store.engine.connect() as conn:
         row = conn.execute(select(User.role, User.partner_id)
                            .where(User.email == "new@cloudway.example")).one()

@@ -60,14 +60,16 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _invalid(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     if _is_api(request):
-        return JSONResponse({"detail": exc.errors()}, status_code=422)
+        # where and what, never the input itself: it may be bytes, or someone's data
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": detail}, status_code=422)
     return pages.not_found_page(request, 422, "the request's values are not valid.")
 
 
-async def _security_headers(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    response = await call_next(request)
+def _with_security_headers(request: Request, response: Response) -> Response:
     response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
@@ -75,6 +77,23 @@ async def _security_headers(
     if request.url.scheme == "https":
         response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response
+
+
+async def _security_headers(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    return _with_security_headers(request, await call_next(request))
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    """A failure nobody foresaw: a plain 500 that says nothing of the cause, with the same
+    security headers as every other answer (it is sent from outside the middleware)."""
+    detail = "the server could not answer this request; try again, or tell the administrator."
+    response: Response = (
+        JSONResponse({"detail": detail}, status_code=500) if _is_api(request)
+        else PlainTextResponse(detail, status_code=500)
+    )
+    return _with_security_headers(request, response)
 
 
 def create_app(
@@ -120,6 +139,7 @@ def create_app(
     app.add_exception_handler(NotSignedIn, _not_signed_in)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(Exception, _server_error)
     app.middleware("http")(_security_headers)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(pages.router)

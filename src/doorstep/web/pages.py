@@ -62,6 +62,7 @@ from doorstep.web.deps import (
     session_data,
     write_session,
 )
+from doorstep.web.notices import FLASH, flash, notice_text
 from doorstep.web.queries import (
     MAX_OFFSET,
     PAGE_SIZE,
@@ -106,7 +107,9 @@ def render(
     **values: Any,
 ) -> HTMLResponse:
     """Render a page with what every page needs: the user, the CSRF token, the helpers."""
-    csrf = principal.csrf if principal is not None else session_data(request).get("c")
+    session = session_data(request)
+    csrf = principal.csrf if principal is not None else session.get("c")
+    text, is_problem = notice_text(request.query_params.get("notice"), session.get(FLASH))
     context = {
         "user": principal,
         "csrf_token": csrf,
@@ -114,13 +117,16 @@ def render(
         "pct": pct,
         "action_labels": ACTION_LABELS,
         "outcome_labels": OUTCOME_LABELS,
-        "notice": request.query_params.get("notice"),
-        "problem": request.query_params.get("problem"),
+        "notice": None if is_problem else text,
+        "problem": text if is_problem else None,
         **values,
     }
     response = ctx.templates.TemplateResponse(request, template, context,
                                               status_code=status_code)
     response.headers["Cache-Control"] = "no-store"
+    if FLASH in session:  # details are for one page only
+        session.pop(FLASH)
+        write_session(request, response, session)
     return response
 
 
@@ -128,6 +134,16 @@ def redirect(path: str, **params: str) -> RedirectResponse:
     """A 303 redirect to one of our own paths, with query parameters."""
     query = f"?{urlencode(params)}" if params else ""
     return RedirectResponse(path + query, status_code=303)
+
+
+def tell(request: Request, path: str, code: str, **details: str) -> RedirectResponse:
+    """A redirect to `path` whose page shows the notice `code`; its details ride in the
+    session, never in the URL."""
+    response = redirect(path, notice=code)
+    session = session_data(request)
+    if details and session:
+        write_session(request, response, {**session, FLASH: flash(code, details)})
+    return response
 
 
 def _local(path: str | None) -> str | None:
@@ -190,7 +206,7 @@ def logout(
     """End the session, on the server too: a saved cookie opens nothing any more (the user's
     other sessions end with it)."""
     end_sessions(ctx.workspace.store, principal.user_id)
-    response = redirect("/login", notice="You are signed out.")
+    response = redirect("/login", notice="signed_out")
     write_session(request, response, None)
     return response
 
@@ -246,7 +262,7 @@ def refresh_dashboard(ctx: Context, principal: Staff) -> Response:
     """Recompute the dashboard's numbers now."""
     ctx.snapshots.invalidate()
     ctx.snapshots.refresh()
-    return redirect("/dashboard", notice="The numbers are being recomputed.")
+    return redirect("/dashboard", notice="recomputing")
 
 
 @router.get("/leads")
@@ -298,25 +314,26 @@ def queue(request: Request, ctx: Context, principal: RepUser, offset: Offset = 0
                   more=len(rows) > PAGE_SIZE, offset=offset, reasons=REJECT_REASONS)
 
 
-def _rep_action(ctx: AppContext, principal: Principal, lead_id: str, kind: str,
+def _rep_action(request: Request, ctx: AppContext, principal: Principal, lead_id: str, kind: str,
                 reason: str = "", note: str = "") -> Response:
     try:
         owner_action(ctx, principal, lead_id, kind, reason=reason, note=note)
     except OutOfScope as exc:
         raise HTTPException(404, str(exc)) from exc
     except LeadActionError as exc:
-        return redirect("/queue", problem=str(exc))
-    return redirect("/queue", notice=f"Lead {lead_id} {DONE_WORDS[kind]}.")
+        return tell(request, "/queue", "lead_refused", reason=str(exc))
+    return tell(request, "/queue", "lead_done", lead_id=lead_id, done=DONE_WORDS[kind])
 
 
 @router.post("/leads/{lead_id}/accept")
-def accept(ctx: Context, principal: RepUser, lead_id: str) -> Response:
+def accept(request: Request, ctx: Context, principal: RepUser, lead_id: str) -> Response:
     """The rep takes the lead on (an event, through the act stage)."""
-    return _rep_action(ctx, principal, lead_id, "accept")
+    return _rep_action(request, ctx, principal, lead_id, "accept")
 
 
 @router.post("/leads/{lead_id}/reject")
 def reject(
+    request: Request,
     ctx: Context,
     principal: RepUser,
     lead_id: str,
@@ -324,13 +341,13 @@ def reject(
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """The rep turns the lead down with a reason (an event, through the act stage)."""
-    return _rep_action(ctx, principal, lead_id, "reject", reason, note)
+    return _rep_action(request, ctx, principal, lead_id, "reject", reason, note)
 
 
 @router.post("/leads/{lead_id}/intro-made")
-def intro_made(ctx: Context, principal: RepUser, lead_id: str) -> Response:
+def intro_made(request: Request, ctx: Context, principal: RepUser, lead_id: str) -> Response:
     """The partner introduced the rep (an event, through the act stage)."""
-    return _rep_action(ctx, principal, lead_id, "intro")
+    return _rep_action(request, ctx, principal, lead_id, "intro")
 
 
 # --- partner portal ------------------------------------------------------------------------------
@@ -380,6 +397,7 @@ def portal(
 
 @router.post("/portal/warmth")
 def answer_warmth(
+    request: Request,
     ctx: Context,
     principal: PartnerUser,
     partner_account_id: Annotated[str, Form()],
@@ -394,9 +412,9 @@ def answer_warmth(
     except WarmthCheckNotFound as exc:
         raise HTTPException(404, "there is no such warmth check.") from exc
     except InvalidAnswer as exc:
-        return redirect("/portal", problem=str(exc))
+        return tell(request, "/portal", "answer_refused", reason=str(exc))
     ctx.snapshots.invalidate()
-    return redirect("/portal", notice=f"Thank you: your answer on {partner_account_id} is saved.")
+    return tell(request, "/portal", "answer_saved", partner_account_id=partner_account_id)
 
 
 @router.get("/portal/outcomes.csv")
@@ -439,6 +457,7 @@ def settings(request: Request, ctx: Context, principal: AdminUser) -> Response:
 
 @router.post("/settings/users")
 def settings_add_user(
+    request: Request,
     ctx: Context,
     principal: AdminUser,
     email: Annotated[str, Form()],
@@ -453,13 +472,14 @@ def settings_add_user(
                                  partner_id=partner_id.strip() or None,
                                  rep_id=rep_id.strip() or None)
     except UserError as exc:
-        return redirect("/settings", problem=str(exc))
+        return tell(request, "/settings", "user_refused", reason=str(exc))
     verb = "added" if created else "updated"
-    return redirect("/settings", notice=f"User {user.email} {verb}.")
+    return tell(request, "/settings", "user_saved", email=user.email, verb=verb)
 
 
 @router.post("/settings/users/active")
 def settings_set_active(
+    request: Request,
     ctx: Context,
     principal: AdminUser,
     email: Annotated[str, Form()],
@@ -467,13 +487,13 @@ def settings_set_active(
 ) -> Response:
     """Deactivate a user (ending their sessions and tokens) or activate them again."""
     if email.strip().lower() == principal.email and not active:
-        return redirect("/settings", problem="You cannot deactivate yourself.")
+        return redirect("/settings", notice="cannot_deactivate_self")
     try:
         set_active(ctx.workspace.store, email, active)
     except UserError as exc:
-        return redirect("/settings", problem=str(exc))
+        return tell(request, "/settings", "user_refused", reason=str(exc))
     state = "activated" if active else "deactivated"
-    return redirect("/settings", notice=f"User {email} {state}.")
+    return tell(request, "/settings", "user_state", email=email, state=state)
 
 
 def not_found_page(request: Request, status_code: int, detail: str) -> HTMLResponse:
