@@ -120,6 +120,21 @@ def test_the_worker_sends_due_email_and_marks_it_sent(
     assert len(mail.envelopes) == 2
 
 
+def test_deliveries_held_by_a_stopped_runs_lease_are_reported_as_such(
+    store: Store, smtp_server: tuple[int, MailStore]
+) -> None:
+    port, mail = smtp_server
+    queue(store, [draft("L-1"), draft("L-2"), draft("L-3")])
+    claim(store, now=NOW, batch_size=2, lease_seconds=300)  # a run that was killed after this
+    config = settings(smtp_host="127.0.0.1", smtp_port=port, **{"from": "doorstep@example.com"})
+    report = run_worker(store, config, now=NOW)
+    assert (report.sent, report.pending, report.sending) == (1, 0, 2)
+    assert report.lease_ends == NOW + timedelta(seconds=300)
+    after = run_worker(store, config, now=NOW + timedelta(seconds=300))
+    assert (after.sent, after.sending, after.lease_ends) == (2, 0, None)
+    assert len(mail.envelopes) == 3
+
+
 def test_failures_back_off_exponentially_then_the_delivery_is_dead(
     store: Store, receiver: WebhookReceiver
 ) -> None:

@@ -36,7 +36,7 @@ from doorstep.pipeline import run_stage
 from doorstep.qualify import QualifyReport, funnel
 from doorstep.share import ShareError
 from doorstep.store.export import EXPORTS, write_csv
-from doorstep.terminal import console, err, labelled, styled
+from doorstep.terminal import console, err, labelled, plural, styled
 from doorstep.web.commands import register as register_web_commands
 from doorstep.workspace import Workspace, open_workspace
 
@@ -312,6 +312,12 @@ def print_act(workspace: Workspace, result: ActReport) -> None:
         d = result.delivery
         console.print(f"Delivered: {d.sent:,} sent, {d.failed:,} failed (will retry), "
                       f"{d.dead:,} dead; {d.pending:,} pending.")
+        if d.sending:
+            console.print(
+                f"{d.sending:,} {plural(d.sending, 'delivery', 'deliveries')} wait on the lease "
+                f"of a run that stopped while sending them; they are sent again after "
+                f"{d.lease_ends:%H:%M} UTC (or run `doorstep act` again then)."
+            )
     elif not send:
         console.print(f"Not sent yet: deliver with `doorstep act {workspace.path}`.")
     if result.overdue:

@@ -51,5 +51,10 @@ def labelled(label: str, style: str, message: str) -> Text:
     return Text.assemble((label, style), " ", printable(message))
 
 
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """The word for `n` things: `one` for 1, else `many` (by default `one` + "s")."""
+    return one if n == 1 else (many if many is not None else one + "s")
+
+
 console = SafeConsole()
 err = SafeConsole(stderr=True)

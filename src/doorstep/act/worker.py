@@ -42,7 +42,9 @@ class WorkerReport:
 
     by_channel: dict[str, ChannelCounts] = field(default_factory=dict)
     pending: int = 0
+    # claimed by a run that stopped before marking them: sent again once the lease ends
     sending: int = 0
+    lease_ends: datetime | None = None
 
     def counts(self, channel: str) -> ChannelCounts:
         """The counts of one channel, created on first use."""
@@ -160,17 +162,19 @@ def mark_failed(
     return dead
 
 
-def _waiting(store: Store) -> tuple[int, int]:
+def _waiting(store: Store) -> tuple[int, int, datetime | None]:
+    """Deliveries pending, deliveries held by a lease, and when the first lease ends."""
     d = Delivery
     with store.engine.connect() as conn:
-        counts = dict(
-            conn.execute(
-                select(d.status, func.count())
-                .where(d.status.in_((PENDING, SENDING)))
-                .group_by(d.status)
-            ).all()
-        )
-    return int(counts.get(PENDING, 0)), int(counts.get(SENDING, 0))
+        rows = conn.execute(
+            select(d.status, func.count(), func.min(d.next_attempt_at))
+            .where(d.status.in_((PENDING, SENDING)))
+            .group_by(d.status)
+        ).all()
+    counts = {status: (int(n), first) for status, n, first in rows}
+    pending, _ = counts.get(PENDING, (0, None))
+    sending, lease_ends = counts.get(SENDING, (0, None))
+    return pending, sending, lease_ends
 
 
 def run_worker(
@@ -217,7 +221,7 @@ def run_worker(
                 counts.sent += 1
     finally:
         close_all(c for name, c in opened.items() if channels is None or name not in channels)
-    report.pending, report.sending = _waiting(store)
+    report.pending, report.sending, report.lease_ends = _waiting(store)
     return report
 
 
