@@ -29,21 +29,19 @@ class LatestAnswer:
 
 def latest_answer(column: Any, partner_id: Any, partner_account_id: Any) -> Any:
     """A scalar subquery: `column` of the latest answer on (partner_id, partner_account_id),
-    correlated to the enclosing query's columns."""
-    a = aliased(WarmthAnswer)
-    newest = (
-        select(func.max(a.answered_at))
-        .where(a.partner_id == partner_id, a.partner_account_id == partner_account_id)
-        .scalar_subquery()
-    )
+    correlated to the enclosing query's columns.
+
+    One level deep on purpose: a subquery nested inside it would not be correlated to the
+    enclosing query and would read its table whole. The table's key (partner, account,
+    answered_at) serves the newest-first lookup.
+    """
     w = aliased(WarmthAnswer)
     return (
         select(getattr(w, column))
-        .where(
-            w.partner_id == partner_id,
-            w.partner_account_id == partner_account_id,
-            w.answered_at == newest,
-        )
+        .where(w.partner_id == partner_id, w.partner_account_id == partner_account_id)
+        .order_by(w.answered_at.desc())
+        .limit(1)
+        .correlate_except(w)
         .scalar_subquery()
     )
 
