@@ -177,11 +177,21 @@ def _default_population(name: str) -> Any:
 
 
 def visible_clause(
-    conn: Connection, config: Config, partner_id: str, account_column: Any, floor: str
+    conn: Connection,
+    config: Config,
+    partner_id: str,
+    account_column: Any,
+    floor: str,
+    *,
+    vis: Visibility | None = None,
 ) -> Any:
     """An SQL condition on `account_column` (one of our account ids): true for the accounts
-    this partner may see at `floor` or more. Every partner-facing read filters by it."""
-    vis = partner_visibility(conn, config, partner_id)
+    this partner may see at `floor` or more. Every partner-facing read filters by it.
+
+    `vis` is the partner's `partner_visibility`, when the caller has read it already.
+    """
+    if vis is None:
+        vis = partner_visibility(conn, config, partner_id)
     shown = [name for name in OUR_DEFAULTS if at_least(vis.level(name), floor)]
     if len(shown) == len(OUR_DEFAULTS):
         return true()  # the defaults hold every account: nothing is left out
@@ -194,12 +204,21 @@ def visible_clause(
         conditions.append(Account.account_id.in_(ids) if ids else false())
     if not conditions:
         return false()
-    return account_column.in_(select(Account.account_id).where(or_(*conditions)))
+    # A correlated lookup by key, not `IN (every visible account)`: a page of 50 leads then
+    # checks 50 accounts, instead of listing all of ours on every request.
+    return exists(
+        select(Account.account_id)
+        .where(Account.account_id == account_column, or_(*conditions))
+        .correlate_except(Account)
+    )
 
 
-def sees_all(conn: Connection, config: Config, partner_id: str, floor: str) -> bool:
+def sees_all(
+    conn: Connection, config: Config, partner_id: str, floor: str, *, vis: Visibility | None = None
+) -> bool:
     """Whether the partner may see every account of ours at `floor` or above."""
-    vis = partner_visibility(conn, config, partner_id)
+    if vis is None:
+        vis = partner_visibility(conn, config, partner_id)
     return all(at_least(vis.level(name), floor) for name in OUR_DEFAULTS)
 
 

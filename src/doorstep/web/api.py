@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
 from doorstep.act import (
@@ -261,7 +261,7 @@ def _change_out(change: LeadChange) -> LeadChangeOut:
 
 def _opportunities(ctx: AppContext) -> dict[str, Any]:
     snapshot = ctx.snapshots.get(wait=ctx.snapshot_wait)
-    return dict(snapshot.opportunities) if snapshot is not None else {}
+    return snapshot.opportunities if snapshot is not None else {}
 
 
 def _scoped_lead(ctx: AppContext, principal: Principal, lead_id: str) -> LeadView:
@@ -311,6 +311,12 @@ def me(principal: Anyone) -> Me:
               rep_id=principal.rep_id)
 
 
+def _exactly(model: BaseModel) -> Response:
+    """The model as JSON, as built: a route whose answer is one of two shapes (staff or
+    partner) returns it this way, so that nothing re-validates it against the other shape."""
+    return Response(model.model_dump_json(), media_type="application/json")
+
+
 @router.get("/leads", response_model=LeadPage | PartnerLeadPage)
 def list_leads(
     ctx: Context,
@@ -320,7 +326,7 @@ def list_leads(
     before: Annotated[str | None, Query(description="partners: the next_before seen")] = None,
     offset: Offset = 0,
     limit: Limit = PAGE_SIZE,
-) -> LeadPage | PartnerLeadPage:
+) -> Response:
     """Leads in the caller's scope: all (admin, partner manager), routed to them (rep), or
     surfaced by their partner (partner, with outcomes only)."""
     view = partner_view(ctx, principal.partner_id) if principal.partner_id else None
@@ -331,10 +337,10 @@ def list_leads(
                                         opportunities=_opportunities(ctx),
                                         amounts=ctx.share_amounts, before=parse_cursor(before),
                                         limit=limit + 1, visible=view.leads)
-            return PartnerLeadPage(
+            return _exactly(PartnerLeadPage(
                 items=[_partner_lead_out(x) for x in found[:limit]],
                 next_before=cursor_of(found[limit - 1]) if len(found) > limit else None,
-            )
+            ))
         owner = principal.rep_id if principal.role == REP else None
         if principal.role == REP and owner is None:
             raise HTTPException(404, "this rep user has no rep_id.")
@@ -342,13 +348,13 @@ def list_leads(
                            offset=offset, limit=limit + 1)
     more = len(views) > limit
     by_key = owner is None and not status
-    return LeadPage(items=[_lead_out(v) for v in views[:limit]], offset=offset,
-                    next_offset=offset + limit if more and not by_key else None,
-                    next_after=views[limit - 1].lead_id if more and by_key else None)
+    return _exactly(LeadPage(items=[_lead_out(v) for v in views[:limit]], offset=offset,
+                             next_offset=offset + limit if more and not by_key else None,
+                             next_after=views[limit - 1].lead_id if more and by_key else None))
 
 
 @router.get("/leads/{lead_id}", response_model=LeadOut | PartnerLeadOut)
-def get_lead(ctx: Context, principal: Anyone, lead_id: str) -> LeadOut | PartnerLeadOut:
+def get_lead(ctx: Context, principal: Anyone, lead_id: str) -> Response:
     """One lead in the caller's scope; any other answers 404."""
     if principal.role == PARTNER:
         assert principal.partner_id is not None
@@ -359,8 +365,8 @@ def get_lead(ctx: Context, principal: Anyone, lead_id: str) -> LeadOut | Partner
                                  visible=view.leads)
         if lead is None:
             raise HTTPException(404, f"there is no lead {lead_id}.")
-        return _partner_lead_out(lead)
-    return _lead_out(_scoped_lead(ctx, principal, lead_id))
+        return _exactly(_partner_lead_out(lead))
+    return _exactly(_lead_out(_scoped_lead(ctx, principal, lead_id)))
 
 
 @router.get("/leads/{lead_id}/events")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,7 +19,7 @@ from doorstep.feedback import share_amounts
 from doorstep.web import api, pages
 from doorstep.web.auth import SessionCodec, session_secret
 from doorstep.web.deps import AppContext, NotSignedIn
-from doorstep.web.snapshot import SnapshotCache
+from doorstep.web.snapshot import SnapshotCache, snapshot_folder
 from doorstep.workspace import open_workspace
 
 # At shutdown, how long to let a dashboard computation finish before closing the store.
@@ -113,7 +114,8 @@ def create_app(
     context = AppContext(
         workspace=workspace,
         sessions=SessionCodec(session_secret(workspace.path)),
-        snapshots=SnapshotCache(workspace, ttl_seconds=snapshot_ttl),
+        snapshots=SnapshotCache(workspace, ttl_seconds=snapshot_ttl,
+                                shared=snapshot_folder(workspace)),
         templates=templates,
         share_amounts=share_amounts(workspace.config),
         snapshot_wait=snapshot_wait,
@@ -150,3 +152,12 @@ def create_app(
         return {"status": "ok"}
 
     return app
+
+
+WORKSPACE_ENV = "DOORSTEP_WORKSPACE"
+
+
+def app_from_environment() -> FastAPI:
+    """The app over the workspace named by DOORSTEP_WORKSPACE: what each process of
+    `doorstep serve --workers N` runs."""
+    return create_app(os.environ[WORKSPACE_ENV])

@@ -25,7 +25,7 @@ from doorstep.feedback import (
 )
 from doorstep.feedback.digest import conversion_text
 from doorstep.measure.format import pct
-from doorstep.terminal import console, err, labelled
+from doorstep.terminal import console, err, labelled, plural
 from doorstep.web.auth import (
     ROLES,
     UserError,
@@ -166,14 +166,18 @@ def serve(
     path: WorkspacePath,
     host: Annotated[str, typer.Option(help="The address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="The port.")] = 8000,
+    workers: Annotated[int, typer.Option(
+        min=0, help="Server processes; 0 (the default) means one per core.")] = 0,
 ) -> None:
     """Serve the web app: dashboard, rep queue, partner portal and the API under /api/."""
     import uvicorn
 
-    from doorstep.web.app import create_app
+    from doorstep.map.parallel import available_workers
+    from doorstep.web.app import WORKSPACE_ENV, create_app
 
+    processes = workers or available_workers()
     with _user_errors():
-        app = create_app(path)
+        app = create_app(path, warm_up=processes == 1)  # checks the workspace and its store
     try:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -185,8 +189,15 @@ def serve(
             "Secure only on https requests; a proxy on this machine is trusted for "
             "X-Forwarded-Proto).",
         ))
-    err.print(f"doorstep on http://{host}:{port}/ (Ctrl-C stops it)", highlight=False)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    err.print(f"doorstep on http://{host}:{port}/ with {processes} "
+              f"{plural(processes, 'process', 'processes')} (Ctrl-C stops it)")
+    if processes == 1:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+        return
+    app.state.doorstep.workspace.store.engine.dispose()
+    os.environ[WORKSPACE_ENV] = str(Path(path).resolve())
+    uvicorn.run("doorstep.web.app:app_from_environment", factory=True, workers=processes,
+                host=host, port=port, log_level="warning")
 
 
 def _print_digest(digest: Digest) -> None:

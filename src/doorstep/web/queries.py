@@ -10,6 +10,7 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
@@ -83,7 +84,9 @@ def _latest(column: str) -> Any:
     return latest_answer(column, Lead.partner_id, Lead.partner_account_id)
 
 
+@lru_cache(maxsize=1)
 def _lead_select() -> Any:
+    """A lead with what its pages show; built once (statements are immutable, `.where` copies)."""
     lead, acc, p, pa_, rep = Lead, Account, Partner, PartnerAccount, Rep
     return (
         select(
@@ -153,7 +156,11 @@ def _views(conn: Connection, ids_query: Any, now: datetime) -> list[LeadView]:
     The page's ids come from the index alone; only the page's own leads are then joined to
     their account, partner and answer, so skipping rows (an offset) costs index entries only.
     """
-    ids = list(conn.execute(ids_query).scalars())
+    return _views_of(conn, list(conn.execute(ids_query).scalars()), now)
+
+
+def _views_of(conn: Connection, ids: list[str], now: datetime) -> list[LeadView]:
+    """The leads `ids` names, in that order."""
     if not ids:
         return []
     rows = {row.lead_id: row for row in conn.execute(_lead_select().where(Lead.lead_id.in_(ids)))}
@@ -217,18 +224,18 @@ def overdue_motions(
     One index range per status (status, due_at), merged: no sort over all overdue leads.
     """
     offset, limit = _page(offset, limit)
-    parts: list[list[LeadView]] = []
+    parts: list[list[tuple[datetime, str]]] = []
     for status in QUEUE_STATUSES:
-        ids = (
-            select(Lead.lead_id)
+        keys = (
+            select(Lead.due_at, Lead.lead_id)
             .where(Lead.status == status, Lead.due_at < now,
                    Lead.action.in_(late_actions(status)))
             .order_by(Lead.status, Lead.due_at, Lead.lead_id)
             .limit(offset + limit)
         )
-        parts.append(_views(conn, ids, now))
-    merged = heapq.merge(*parts, key=lambda v: (v.due_at or now, v.lead_id))
-    return list(merged)[offset : offset + limit]
+        parts.append([(due, lead_id) for due, lead_id in conn.execute(keys) if due is not None])
+    page = list(heapq.merge(*parts))[offset : offset + limit]
+    return _views_of(conn, [lead_id for _, lead_id in page], now)
 
 
 def overdue_counts(conn: Connection, now: datetime, *, cap: int | None = None) -> dict[str, int]:

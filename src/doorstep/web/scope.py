@@ -11,7 +11,7 @@ from typing import Any
 
 from doorstep.act import LeadActionError, LeadChange, accept_lead, mark_intro_made, reject_lead
 from doorstep.feedback import Scorecard, partner_digest
-from doorstep.share.policy import OVERLAPS, sees_all, visible_clause
+from doorstep.share.policy import OVERLAPS, partner_visibility, sees_all, visible_clause
 from doorstep.store.models import Lead, Overlap, WarmthRequest
 from doorstep.web.auth import REP, Principal
 from doorstep.web.deps import AppContext, now
@@ -79,12 +79,14 @@ def partner_view(ctx: AppContext, partner_id: str) -> PartnerView:
     """The sharing level in force for this partner, as SQL conditions (records at `overlaps`)."""
     config = ctx.workspace.config
     with ctx.workspace.store.engine.connect() as conn:
+        vis = partner_visibility(conn, config, partner_id)  # read once, for every clause
         return PartnerView(
             partner_id,
-            visible_clause(conn, config, partner_id, Lead.account_id, OVERLAPS),
-            visible_clause(conn, config, partner_id, WarmthRequest.account_id, OVERLAPS),
-            visible_clause(conn, config, partner_id, Overlap.account_id, OVERLAPS),
-            sees_all(conn, config, partner_id, OVERLAPS),
+            visible_clause(conn, config, partner_id, Lead.account_id, OVERLAPS, vis=vis),
+            visible_clause(conn, config, partner_id, WarmthRequest.account_id, OVERLAPS,
+                           vis=vis),
+            visible_clause(conn, config, partner_id, Overlap.account_id, OVERLAPS, vis=vis),
+            sees_all(conn, config, partner_id, OVERLAPS, vis=vis),
         )
 
 

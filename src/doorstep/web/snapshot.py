@@ -3,16 +3,27 @@
 The measure report, the overlap matrix and the partner scorecards read every lead: seconds at a
 million leads, far too slow for a page. So one background thread computes them, pages read the
 last result, and a result older than its time to live is recomputed while the old one is served.
+
+With several server processes (`doorstep serve --workers N`) the result is shared through the
+workspace's private `.doorstep/snapshot/` folder: one process at a time computes (a lock file),
+writes the result whole under a new name and renames it into place, and every process loads the
+new file when it appears. A change made in any process marks the numbers stale for all of them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import pickle
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from doorstep.feedback import LeadOpportunity, Scorecard, scorecards
 from doorstep.measure import Report, build_report
@@ -56,8 +67,26 @@ def compute_snapshot(workspace: Workspace) -> Snapshot:
     )
 
 
+SNAPSHOT_FILE = "snapshot.pickle"
+STALE_FILE = "stale"
+LOCK_FILE = "compute.lock"
+
+
+def snapshot_folder(workspace: Workspace) -> Path:
+    """Where server processes share the dashboard's numbers."""
+    return workspace.path / ".doorstep" / "snapshot"
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
 class SnapshotCache:
-    """The latest snapshot, refreshed in one background thread when missing or stale."""
+    """The latest snapshot, refreshed in one background thread when missing or stale; with a
+    `shared` folder, shared between the server's processes."""
 
     def __init__(
         self,
@@ -65,30 +94,86 @@ class SnapshotCache:
         *,
         ttl_seconds: float = 300.0,
         compute: Callable[[Workspace], Snapshot] = compute_snapshot,
+        shared: Path | None = None,
     ) -> None:
         self.workspace = workspace
         self.ttl_seconds = ttl_seconds
         self.compute = compute
+        self.shared = shared
         self._snapshot: Snapshot | None = None
+        self._loaded: int | None = None  # the shared file's mtime when this process read it
         self._stale = False
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         self._failed_at: float | None = None
         self.error: str | None = None
+        if shared is not None:
+            shared.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def _load_shared(self) -> None:
+        """Take up a snapshot another process wrote since this one last looked."""
+        if self.shared is None:
+            return
+        path = self.shared / SNAPSHOT_FILE
+        written = _mtime(path)
+        if written is None or written == self._loaded:
+            return
+        try:
+            # written by doorstep itself, into a folder only the workspace's owner can write
+            with path.open("rb") as f:
+                snapshot = pickle.load(f)
+        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, TypeError):
+            return  # being replaced, or from another version: the next compute writes it anew
+        with self._lock:
+            self._snapshot, self._loaded = snapshot, written
+
+    def _shared_is_stale(self) -> bool:
+        if self.shared is None:
+            return False
+        marked = _mtime(self.shared / STALE_FILE)
+        return marked is not None and (self._loaded is None or marked >= self._loaded)
+
+    def _compute_and_share(self) -> Snapshot | None:
+        """Compute a snapshot; with a shared folder, only when no other process is computing
+        and nobody has written a fresh one meanwhile (None then)."""
+        if self.shared is None:
+            return self.compute(self.workspace)
+        try:
+            lock = FileLock(self.shared / LOCK_FILE, timeout=0, mode=0o600)
+            lock.acquire()
+        except Timeout:
+            return None  # another process computes; its file is picked up when written
+        try:
+            self._load_shared()
+            if self._snapshot is not None and not self._needs_refresh():
+                return None
+            snapshot = self.compute(self.workspace)
+            path = self.shared / SNAPSHOT_FILE
+            partial = path.with_name(f"{SNAPSHOT_FILE}.{os.getpid()}.partial")
+            with partial.open("wb") as f:
+                pickle.dump(snapshot, f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.chmod(partial, 0o600)
+            os.replace(partial, path)
+            with self._lock:
+                self._loaded = _mtime(path)
+            return snapshot
+        finally:
+            lock.release()
 
     def _run(self) -> None:
         try:
-            snapshot = self.compute(self.workspace)
+            snapshot = self._compute_and_share()
         except Exception as exc:  # noqa: BLE001 - a failed refresh must not kill the server
             log.exception("computing the dashboard failed")
             with self._lock:
                 self.error = f"{type(exc).__name__}: {exc}"
                 self._failed_at = time.monotonic()
         else:
-            with self._lock:
-                self._snapshot, self._stale, self.error = snapshot, False, None
-                self._failed_at = None
+            if snapshot is not None:
+                with self._lock:
+                    self._snapshot, self._stale, self.error = snapshot, False, None
+                    self._failed_at = None
         finally:
             with self._lock:
                 self._thread = None
@@ -98,7 +183,7 @@ class SnapshotCache:
         if self._failed_at is not None and time.monotonic() - self._failed_at < RETRY_SECONDS:
             return False  # a failed computation is retried a while later, not on every request
         current = self._snapshot
-        if current is None or self._stale:
+        if current is None or self._stale or self._shared_is_stale():
             return True
         age = (datetime.now(UTC).replace(tzinfo=None) - current.computed_at).total_seconds()
         return age > self.ttl_seconds
@@ -116,6 +201,7 @@ class SnapshotCache:
     def get(self, wait: float = 0.0) -> Snapshot | None:
         """The latest snapshot, refreshed in the background when stale; with none yet, wait up
         to `wait` seconds for the first."""
+        self._load_shared()
         if self._needs_refresh():
             self.refresh()
             if self._snapshot is None and wait > 0:
@@ -123,9 +209,14 @@ class SnapshotCache:
         return self._snapshot
 
     def invalidate(self) -> None:
-        """Mark the snapshot stale, e.g. after a change made through the web app."""
+        """Mark the snapshot stale, e.g. after a change made through the web app (in every
+        server process)."""
         with self._lock:
             self._stale = True
+        if self.shared is not None:
+            with contextlib.suppress(OSError):
+                (self.shared / STALE_FILE).touch(mode=0o600)
+                os.utime(self.shared / STALE_FILE)
 
     def wait_idle(self, timeout: float | None = None) -> None:
         """Wait (up to `timeout` seconds) for a snapshot being computed to finish: at shutdown,
