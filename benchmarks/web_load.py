@@ -1,10 +1,11 @@
 """Web app under load: 20 clients at once for 60 s against `doorstep serve` on 1M leads.
 
 Writes 1M leads (as `web_speed.py` does) into a SQLite store, then runs the real server,
-`doorstep serve` in a process of its own on loopback, twice, one run after the other:
+`doorstep serve` in a process of its own on loopback, three times, one run after the other:
 
-- one server process, as `doorstep serve` ran before `--workers` (the baseline);
-- `--workers N` (default: one per core), as `doorstep serve` runs now.
+- one server process rendering every request, as `doorstep serve` ran before (the baseline);
+- `--workers N` (default: one per core), still rendering every request;
+- `--workers N` with the page cache (`[web] page_cache_seconds = 5`), as it runs now.
 
 Each of the clients signs in (admins see the dashboard, reps their queue, partners call
 `/api/leads` with a token: distinct users, so that no answer is another's) and then asks for its
@@ -68,14 +69,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def configure(root: Path, page_cache_seconds: float) -> None:
+    """doorstep.toml: the store, partners that may see their overlaps, the page cache."""
+    url = f"sqlite:///{root / 'doorstep.db'}"
+    # every partner may see the overlaps it shares with us, so its API answers hold leads
+    sharing = "".join(f'[sharing.p{i}]\ncustomers = "overlaps"\nprospects = "overlaps"\n'
+                      for i in range(PARTNERS))
+    (root / CONFIG_FILE).write_text(
+        f'[store]\nurl = "{url}"\n[web]\npage_cache_seconds = {page_cache_seconds}\n{sharing}',
+        encoding="utf-8")
+
+
 def prepare(root: Path, leads: int) -> None:
     """The workspace: generated leads, and the users the clients sign in as."""
     url = f"sqlite:///{root / 'doorstep.db'}"
     root.mkdir(parents=True, exist_ok=True)
-    # every partner may see the overlaps it shares with us, so its API answers hold leads
-    sharing = "".join(f'[sharing.p{i}]\ncustomers = "overlaps"\nprospects = "overlaps"\n'
-                      for i in range(PARTNERS))
-    (root / CONFIG_FILE).write_text(f'[store]\nurl = "{url}"\n{sharing}', encoding="utf-8")
+    configure(root, 5)
     if not (root / "doorstep.db").exists():
         with console.status(f"writing {leads:,} leads and what surrounds them"):
             generate(url, leads)
@@ -230,7 +239,9 @@ def p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))] if values else 0.0
 
 
-def run_once(root: Path, workers: int, clients: int, seconds: float, label: str) -> Run:
+def run_once(root: Path, workers: int, cache: float, clients: int, seconds: float,
+             label: str) -> Run:
+    configure(root, cache)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = start_server(root, port, workers)
@@ -259,10 +270,12 @@ def main() -> None:
         prepare(root, args.leads)
         console.print(f"{machine()}; {args.clients} clients for {args.seconds:.0f} s per run")
         runs = []
-        for label, n in (("one server process (before)", 1),
-                         (f"--workers {workers} (now)", workers)):
+        plans = (("before: 1 process, no cache", 1, 0.0),
+                 (f"{workers} processes, no cache", workers, 0.0),
+                 (f"now: {workers} processes + cache", workers, 5.0))
+        for label, n, cache in plans:
             with console.status(f"{label}: {args.clients} clients for {args.seconds:.0f} s"):
-                runs.append(run_once(root, n, args.clients, args.seconds, label))
+                runs.append(run_once(root, n, cache, args.clients, args.seconds, label))
         base = runs[0]
         table = Table(title=f"doorstep serve under load ({args.clients} clients, "
                             f"{args.seconds:.0f} s, {args.leads:,} leads, SQLite)",

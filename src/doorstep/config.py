@@ -204,6 +204,10 @@ class MeasureConfig(_Section):
 
 class WebConfig(_Section):
     share_amounts: bool = Field(False, description="show opportunity amounts to partners")
+    page_cache_seconds: float = Field(
+        5.0, ge=0, le=60,
+        description="send a page again for this long while its data is unchanged (0: never)",
+    )
 
 
 SharingLevel = Literal["hidden", "counts", "overlaps", "full"]
@@ -411,6 +415,9 @@ holdout_share = 0.0
 [web]
 # Show opportunity amounts to partner users in the portal.
 share_amounts = false
+# A page asked for again within this many seconds, with its data unchanged, is sent again as
+# it was (per user and session); 0 renders every request anew.
+page_cache_seconds = 5
 
 [share]
 # Guards of the private sync (doorstep share sync --private) against probing.

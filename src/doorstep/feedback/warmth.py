@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, exists, insert, select
 
 from doorstep.share.policy import OVERLAPS, visible_clause
+from doorstep.store.db import hold_stage_lock
 from doorstep.store.models import PartnerAccount, WarmthAnswer, WarmthRequest
 from doorstep.store.queries import latest_answer
 from doorstep.store.times import naive_utc
@@ -154,6 +155,9 @@ def _row_hash(values: dict[str, Any]) -> str:
     return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
+PORTAL_LOCK = "portal"
+
+
 def answer_warmth_check(
     workspace: Workspace,
     partner_id: str,
@@ -179,6 +183,7 @@ def answer_warmth_check(
     moment = naive_utc(now)
     w = WarmthRequest
     with workspace.store.engine.begin() as conn:
+        hold_stage_lock(conn, PORTAL_LOCK)  # answers one at a time; pages see the data moved
         # a check on an account the partner may not see does not exist for it
         shown = visible_clause(conn, workspace.config, partner_id, w.account_id, OVERLAPS)
         asked = conn.execute(

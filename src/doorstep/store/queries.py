@@ -1,4 +1,5 @@
-"""Facts several stages read, each defined by one query: the latest warmth answer.
+"""Facts several stages read, each defined by one query: the latest warmth answer, and the
+stamp that changes whenever the data the pages show changes.
 
 The latest answer of a partner about one of its accounts is the one with the greatest
 `answered_at`; the table's key (partner, account, answered_at) makes it unique, so there is no
@@ -14,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import aliased
 
-from doorstep.store.models import WarmthAnswer
+from doorstep.store.models import ImportRun, LeadEvent, PartnerLink, StageLock, WarmthAnswer
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,3 +75,23 @@ def latest_answers(
             latest_answers_select(partner_id)
         )
     }
+
+
+def data_stamp(conn: Connection) -> tuple[Any, ...]:
+    """A cheap fingerprint of what pages, reports and the dashboard read: equal stamps mean
+    equal data (only the clock may have moved).
+
+    Every stage that writes takes a stage lock (its time moves), and so does an answer given in
+    the portal; every lead change is an event; every import has an id; the stage locks and what
+    linked partners declared they share are a handful of rows each, taken whole.
+    """
+    moved = conn.execute(select(
+        select(func.max(LeadEvent.event_id)).scalar_subquery(),
+        select(func.max(ImportRun.import_id)).scalar_subquery(),
+    )).one()
+    locks = conn.execute(select(StageLock.name, StageLock.held_at).order_by(StageLock.name)).all()
+    links = conn.execute(
+        select(PartnerLink.partner_id, PartnerLink.their_levels, PartnerLink.bundle_id,
+               PartnerLink.public_key).order_by(PartnerLink.partner_id)
+    ).all()
+    return (*moved, *(str(tuple(row)) for row in (*locks, *links)))

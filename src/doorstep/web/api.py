@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from doorstep.act import (
@@ -319,6 +319,7 @@ def _exactly(model: BaseModel) -> Response:
 
 @router.get("/leads", response_model=LeadPage | PartnerLeadPage)
 def list_leads(
+    request: Request,
     ctx: Context,
     principal: Anyone,
     status: str | None = None,
@@ -329,6 +330,12 @@ def list_leads(
 ) -> Response:
     """Leads in the caller's scope: all (admin, partner manager), routed to them (rep), or
     surfaced by their partner (partner, with outcomes only)."""
+    return ctx.pages.answer(request, principal, lambda: _leads(
+        ctx, principal, status, after, before, offset, limit))
+
+
+def _leads(ctx: AppContext, principal: Principal, status: str | None, after: str | None,
+           before: str | None, offset: int, limit: int) -> Response:
     view = partner_view(ctx, principal.partner_id) if principal.partner_id else None
     with ctx.workspace.store.engine.connect() as conn:
         if principal.role == PARTNER:

@@ -19,6 +19,7 @@ from doorstep.feedback import share_amounts
 from doorstep.web import api, pages
 from doorstep.web.auth import SessionCodec, session_secret
 from doorstep.web.deps import AppContext, NotSignedIn
+from doorstep.web.pagecache import PageCache
 from doorstep.web.snapshot import SnapshotCache, snapshot_folder
 from doorstep.workspace import open_workspace
 
@@ -111,6 +112,8 @@ def create_app(
     """
     workspace = open_workspace(workspace_path)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
+    # The templates ship with the package: never look at their files again once compiled.
+    templates.env.auto_reload = False
     context = AppContext(
         workspace=workspace,
         sessions=SessionCodec(session_secret(workspace.path)),
@@ -119,6 +122,7 @@ def create_app(
         templates=templates,
         share_amounts=share_amounts(workspace.config),
         snapshot_wait=snapshot_wait,
+        pages=PageCache(max_age=workspace.config.web.page_cache_seconds),
     )
 
     @asynccontextmanager

@@ -174,6 +174,7 @@ def serve(
 
     from doorstep.map.parallel import available_workers
     from doorstep.web.app import WORKSPACE_ENV, create_app
+    from doorstep.web.server import reuse_port_available, serve_processes
 
     processes = workers or available_workers()
     with _user_errors():
@@ -195,6 +196,9 @@ def serve(
         uvicorn.run(app, host=host, port=port, log_level="warning")
         return
     app.state.doorstep.workspace.store.engine.dispose()
+    if reuse_port_available():
+        serve_processes(str(Path(path).resolve()), host, port, processes)
+        return
     os.environ[WORKSPACE_ENV] = str(Path(path).resolve())
     uvicorn.run("doorstep.web.app:app_from_environment", factory=True, workers=processes,
                 host=host, port=port, log_level="warning")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -19,6 +19,7 @@ from doorstep.web.auth import (
     principal_for_session,
     principal_for_token,
 )
+from doorstep.web.pagecache import PageCache
 from doorstep.web.snapshot import SnapshotCache
 from doorstep.workspace import Workspace
 
@@ -38,6 +39,7 @@ class AppContext:
     templates: Jinja2Templates
     share_amounts: bool
     snapshot_wait: float
+    pages: PageCache = field(default_factory=PageCache)
 
 
 class NotSignedIn(Exception):

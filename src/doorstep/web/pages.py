@@ -223,6 +223,11 @@ def home(principal: Annotated[Principal, Depends(require(*ROLES))]) -> Response:
 @router.get("/dashboard")
 def dashboard(request: Request, ctx: Context, principal: Staff, offset: Offset = 0) -> Response:
     """Funnel, EQL vs MQL, overlap matrix, partner scorecards and overdue motions."""
+    return ctx.pages.answer(request, principal,
+                            lambda: _dashboard(request, ctx, principal, offset))
+
+
+def _dashboard(request: Request, ctx: AppContext, principal: Principal, offset: int) -> Response:
     snapshot = ctx.snapshots.get(wait=ctx.snapshot_wait)
     with ctx.workspace.store.engine.connect() as conn:
         overdue = overdue_motions(conn, now(), offset=offset, limit=20)
@@ -307,6 +312,10 @@ def lead_page(request: Request, ctx: Context, principal: StaffOrRep, lead_id: st
 @router.get("/queue")
 def queue(request: Request, ctx: Context, principal: RepUser, offset: Offset = 0) -> Response:
     """The leads routed to this rep and not finished, soonest deadline first."""
+    return ctx.pages.answer(request, principal, lambda: _queue(request, ctx, principal, offset))
+
+
+def _queue(request: Request, ctx: AppContext, principal: Principal, offset: int) -> Response:
     assert principal.rep_id is not None
     with ctx.workspace.store.engine.connect() as conn:
         rows = rep_queue(conn, principal.rep_id, now(), offset=offset, limit=PAGE_SIZE + 1)

@@ -19,15 +19,17 @@ import pickle
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock, Timeout
 
 from doorstep.feedback import LeadOpportunity, Scorecard, scorecards
 from doorstep.measure import Report, build_report
 from doorstep.share.policy import OverlapMatrix, overlap_matrix
+from doorstep.store.queries import data_stamp
 from doorstep.web.queries import overdue_counts
 from doorstep.workspace import Workspace
 
@@ -46,12 +48,16 @@ class Snapshot:
     overdue: dict[str, int]
     computed_at: datetime
     seconds: float
+    # what the store had changed up to when it was computed (`data_stamp`); None: unknown
+    stamp: tuple[Any, ...] | None = None
 
 
 def compute_snapshot(workspace: Workspace) -> Snapshot:
     """Measure, map and score everything once."""
     started = time.perf_counter()
     now = datetime.now(UTC).replace(tzinfo=None)
+    with workspace.store.engine.connect() as conn:
+        stamp = data_stamp(conn)  # read first: a change made while computing shows next time
     report = build_report(workspace, now=now)
     cards, opportunities = scorecards(workspace, report=report, now=now)
     with workspace.store.engine.connect() as conn:
@@ -64,7 +70,21 @@ def compute_snapshot(workspace: Workspace) -> Snapshot:
         overdue=overdue,
         computed_at=now,
         seconds=time.perf_counter() - started,
+        stamp=stamp,
     )
+
+
+def brought_up_to_date(workspace: Workspace, snapshot: Snapshot) -> Snapshot | None:
+    """The snapshot moved to now when the data has not changed since it was computed (only the
+    overdue counts depend on the clock, and they are counted again); None when it has."""
+    if snapshot.stamp is None:
+        return None
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with workspace.store.engine.connect() as conn:
+        if data_stamp(conn) != snapshot.stamp:
+            return None
+        overdue = overdue_counts(conn, now)
+    return replace(snapshot, overdue=overdue, computed_at=now)
 
 
 SNAPSHOT_FILE = "snapshot.pickle"
@@ -138,7 +158,7 @@ class SnapshotCache:
         """Compute a snapshot; with a shared folder, only when no other process is computing
         and nobody has written a fresh one meanwhile (None then)."""
         if self.shared is None:
-            return self.compute(self.workspace)
+            return self._next_snapshot()
         try:
             lock = FileLock(self.shared / LOCK_FILE, timeout=0, mode=0o600)
             lock.acquire()
@@ -148,7 +168,7 @@ class SnapshotCache:
             self._load_shared()
             if self._snapshot is not None and not self._needs_refresh():
                 return None
-            snapshot = self.compute(self.workspace)
+            snapshot = self._next_snapshot()
             path = self.shared / SNAPSHOT_FILE
             partial = path.with_name(f"{SNAPSHOT_FILE}.{os.getpid()}.partial")
             with partial.open("wb") as f:
@@ -160,6 +180,17 @@ class SnapshotCache:
             return snapshot
         finally:
             lock.release()
+
+    def _next_snapshot(self) -> Snapshot:
+        """A new snapshot: the current one brought up to date when only time has passed (a
+        change made through the app marks it stale, and it is computed again)."""
+        current = self._snapshot
+        stale = self._stale or self._shared_is_stale()
+        if current is not None and not stale:
+            light = brought_up_to_date(self.workspace, current)
+            if light is not None:
+                return light
+        return self.compute(self.workspace)
 
     def _run(self) -> None:
         try:
