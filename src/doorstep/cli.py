@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -15,6 +16,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemaining
 from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperOption
 
 from doorstep import pipeline
 from doorstep.act import (
@@ -23,6 +25,7 @@ from doorstep.act import (
     LeadActionError,
     LeadChange,
     accept_lead,
+    acting_rep,
     mark_intro_made,
     reject_lead,
 )
@@ -38,14 +41,40 @@ from doorstep.share import ShareError
 from doorstep.store.export import EXPORTS, write_csv
 from doorstep.terminal import console, err, labelled, plural, styled
 from doorstep.web.commands import register as register_web_commands
-from doorstep.workspace import Workspace, open_workspace
+from doorstep.workspace import Workspace, open_workspace, require_imported
 
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
+_typer_type_label = TyperOption.display_type_rich
+
+
+def _type_label(self: TyperOption, ctx: Any) -> str | None:
+    """A flag takes no value: show no type beside it (Typer writes `--full <bool>`)."""
+    return None if self.is_flag else _typer_type_label(self, ctx)
+
+
+TyperOption.display_type_rich = _type_label  # type: ignore[method-assign]
 app = typer.Typer(
     help="doorstep: ecosystem-qualified leads from your partners' overlapping accounts.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings=HELP_OPTIONS,
 )
+
+
+def _show_version(show: bool) -> None:
+    if show:
+        console.print(f"doorstep {package_version('doorstep')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option(
+        "--version", "-V", callback=_show_version, is_eager=True,
+        help="Print doorstep's version and exit.")] = False,
+) -> None:
+    """doorstep: ecosystem-qualified leads from your partners' overlapping accounts."""
 
 WorkspacePath = Annotated[Path, typer.Argument(help="The workspace folder.")]
 
@@ -67,9 +96,13 @@ def user_errors() -> Iterator[None]:
         _fail(str(exc))
 
 
-def _open(path: Path) -> Workspace:
+def _open(path: Path, *, imported: bool = False) -> Workspace:
+    """The workspace at `path`; with `imported`, one whose store holds an import."""
     with user_errors():
-        return open_workspace(path)
+        workspace = open_workspace(path)
+        if imported:
+            require_imported(workspace)
+        return workspace
     raise AssertionError("unreachable")
 
 
@@ -187,7 +220,7 @@ def map_(
     ] = False,
 ) -> None:
     """Account mapping: match our accounts against every partner's accounts -> overlaps."""
-    run_map(_open(path), full=full)
+    run_map(_open(path, imported=True), full=full)
 
 
 def run_map(workspace: Workspace, *, full: bool = False) -> MapReport:
@@ -249,7 +282,7 @@ def print_map(workspace: Workspace, report: MapReport) -> None:
 @app.command()
 def qualify(path: WorkspacePath) -> None:
     """The four gates: turn overlaps into leads (EQLs and candidates with their reasons)."""
-    run_qualify(_open(path))
+    run_qualify(_open(path, imported=True))
 
 
 def run_qualify(workspace: Workspace) -> QualifyReport:
@@ -281,7 +314,7 @@ def act_(
     send: Annotated[bool, typer.Option(help="Deliver queued messages now.")] = True,
 ) -> None:
     """Route EQLs to an owner with an action and a deadline; queue and deliver the messages."""
-    run_act(_open(path), send=send)
+    run_act(_open(path, imported=True), send=send)
 
 
 def run_act(workspace: Workspace, *, send: bool = True) -> ActReport:
@@ -332,7 +365,7 @@ def print_act(workspace: Workspace, result: ActReport) -> None:
 @app.command()
 def track(path: WorkspacePath) -> None:
     """Move routed leads on from the CRM's opportunities (opportunity, won, lost) or expire them."""
-    run_track(_open(path))
+    run_track(_open(path, imported=True))
 
 
 def run_track(workspace: Workspace) -> None:
@@ -347,38 +380,42 @@ def print_track(workspace: Workspace, result: Any) -> None:
 
 
 lead_app = typer.Typer(help="A rep's actions on a lead: accept, reject, intro made.",
-                       no_args_is_help=True)
+                       no_args_is_help=True, context_settings=HELP_OPTIONS)
 app.add_typer(lead_app, name="lead")
-ActorOption = Annotated[str | None, typer.Option(help="Who acts (email); default: the owner.")]
+AsOption = Annotated[str, typer.Option(
+    "--as", help="The email of the rep the lead is routed to (a rep user's or a rep's).")]
 
 
 @lead_app.command("accept")
-def lead_accept(path: WorkspacePath, lead_id: str, actor: ActorOption = None) -> None:
+def lead_accept(path: WorkspacePath, lead_id: str, as_: AsOption) -> None:
     """Accept a lead routed to you."""
-    _print_change(lambda ws: accept_lead(ws, lead_id, actor=actor), path)
+    _print_change(lambda ws, rep: accept_lead(ws, lead_id, actor=rep, as_rep=rep), path, as_)
 
 
 @lead_app.command("reject")
 def lead_reject(
     path: WorkspacePath, lead_id: str,
     reason: Annotated[str, typer.Option(help=f"One of: {', '.join(REJECT_REASONS)}.")],
+    as_: AsOption,
     note: Annotated[str | None, typer.Option(help="Free text kept with the reason.")] = None,
-    actor: ActorOption = None,
 ) -> None:
     """Reject a lead with a reason (it feeds the measurement)."""
-    _print_change(lambda ws: reject_lead(ws, lead_id, reason, note=note, actor=actor), path)
+    _print_change(lambda ws, rep: reject_lead(ws, lead_id, reason, note=note, actor=rep,
+                                              as_rep=rep), path, as_)
 
 
 @lead_app.command("intro")
-def lead_intro(path: WorkspacePath, lead_id: str, actor: ActorOption = None) -> None:
+def lead_intro(path: WorkspacePath, lead_id: str, as_: AsOption) -> None:
     """Mark that the partner made the introduction."""
-    _print_change(lambda ws: mark_intro_made(ws, lead_id, actor=actor), path)
+    _print_change(lambda ws, rep: mark_intro_made(ws, lead_id, actor=rep, as_rep=rep),
+                  path, as_)
 
 
-def _print_change(change: Callable[[Workspace], LeadChange], path: Path) -> None:
+def _print_change(change: Callable[[Workspace, str], LeadChange], path: Path, email: str) -> None:
+    """Act on a lead as the rep `email` names, under the web app's rules."""
     workspace = _open(path)
     with user_errors():
-        done = change(workspace)
+        done = change(workspace, acting_rep(workspace, email))
     console.print(f"{done.lead_id}: {done.from_status} -> {done.to_status} by {done.actor}")
 
 
@@ -400,7 +437,7 @@ def report(
     ] = None,
 ) -> None:
     """Conversion per lead type with intervals, and the verdict of EQLs vs MQLs."""
-    run_report(_open(path), as_json=as_json, html=html)
+    run_report(_open(path, imported=True), as_json=as_json, html=html)
 
 
 def run_report(workspace: Workspace, *, as_json: bool = False, html: Path | None = None) -> None:
@@ -503,9 +540,11 @@ def run_pipeline(workspace: Workspace, *, send: bool = True) -> None:
 
 
 partner_app = typer.Typer(help="Link this install with a partner's own doorstep install.",
+                          context_settings=HELP_OPTIONS,
                           no_args_is_help=True)
 app.add_typer(partner_app, name="partner")
 share_app = typer.Typer(
+    context_settings=HELP_OPTIONS,
     help="Exchange accounts with a linked partner install, sharing only what [sharing] allows.",
     no_args_is_help=True,
 )

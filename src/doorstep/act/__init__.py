@@ -5,6 +5,7 @@ from doorstep.act.rep_actions import (
     LeadActionError,
     LeadChange,
     accept_lead,
+    acting_rep,
     mark_intro_made,
     reject_lead,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "WorkerReport",
     "accept_lead",
     "act",
+    "acting_rep",
     "deliver_due",
     "mark_intro_made",
     "motion_rules",

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
 from doorstep.act.outbox import cancel_pending
 from doorstep.lifecycle import ACCEPTED, INTRO_MADE, INTRO_REQUESTED, REJECTED, ROUTED
 from doorstep.store.events import Event, record_events
-from doorstep.store.models import Lead
+from doorstep.store.models import Lead, Rep, User
 from doorstep.store.times import naive_utc
 from doorstep.workspace import Workspace
 
@@ -61,6 +61,37 @@ def check_transition(lead_id: str, status: str, kind: str) -> str:
     raise LeadActionError(f"lead {lead_id} is {_say(status)}; it must be {need} to {verb}.")
 
 
+def acting_rep(workspace: Workspace, email: str) -> str:
+    """The rep id someone acts as on leads: a rep user's, else the rep with that email.
+
+    The web app's rule, for every surface: only reps act on leads, and only on their own.
+    LeadActionError names what to do when the email is unknown or not a rep's.
+    """
+    address = email.strip().lower()
+    with workspace.store.engine.connect() as conn:
+        user = conn.execute(
+            select(User.role, User.rep_id, User.active).where(User.email == address)
+        ).first()
+        rep = conn.execute(
+            select(Rep.rep_id).where(func.lower(Rep.email) == address).order_by(Rep.rep_id)
+        ).first()
+    if user is not None:
+        if not user.active:
+            raise LeadActionError(f"user {address} is deactivated; an admin can activate it.")
+        if user.role != "rep" or not user.rep_id:
+            raise LeadActionError(
+                f"{address} is a {user.role.replace('_', ' ')} user: only the rep a lead is "
+                "routed to may accept, reject or mark it."
+            )
+        return str(user.rep_id)
+    if rep is not None:
+        return str(rep.rep_id)
+    raise LeadActionError(
+        f"no user or rep has the email {address}; name the rep the lead is routed to "
+        "(`doorstep user list` shows the users, reps.csv the reps)."
+    )
+
+
 def _transition(
     conn: Connection,
     lead_id: str,
@@ -70,6 +101,7 @@ def _transition(
     now: datetime,
     detail: dict[str, Any] | None = None,
     lead_reason: str | None = None,
+    as_rep: str | None = None,
 ) -> LeadChange:
     row = conn.execute(
         select(Lead.status, Lead.owner_id).where(Lead.lead_id == lead_id)
@@ -77,6 +109,11 @@ def _transition(
     if row is None:
         raise LeadActionError(f"there is no lead {lead_id} in this workspace.")
     status, owner_id = row
+    if as_rep is not None and owner_id != as_rep:
+        raise LeadActionError(
+            f"lead {lead_id} is routed to {owner_id or 'nobody'}, not to {as_rep}: only the rep "
+            "a lead is routed to may act on it."
+        )
     to_status = check_transition(lead_id, status, kind)
     who = actor or owner_id or "unknown"
     values: dict[str, Any] = {"status": to_status, "updated_at": now}
@@ -92,11 +129,18 @@ def _transition(
 
 
 def accept_lead(
-    workspace: Workspace, lead_id: str, *, actor: str | None = None, now: datetime | None = None
+    workspace: Workspace,
+    lead_id: str,
+    *,
+    actor: str | None = None,
+    now: datetime | None = None,
+    as_rep: str | None = None,
 ) -> LeadChange:
-    """The owner takes the routed lead on; the actor defaults to the lead's owner."""
+    """The owner takes the routed lead on; the actor defaults to the lead's owner. With
+    `as_rep`, refused unless the lead is routed to that rep."""
     with workspace.store.engine.begin() as conn:
-        return _transition(conn, lead_id, ACCEPTED, actor=actor, now=naive_utc(now))
+        return _transition(conn, lead_id, ACCEPTED, actor=actor, now=naive_utc(now),
+                           as_rep=as_rep)
 
 
 def reject_lead(
@@ -107,6 +151,7 @@ def reject_lead(
     note: str | None = None,
     actor: str | None = None,
     now: datetime | None = None,
+    as_rep: str | None = None,
 ) -> LeadChange:
     """The owner turns the lead down for one of REJECT_REASONS; its unsent messages are dropped."""
     if reason not in REJECT_REASONS:
@@ -125,14 +170,21 @@ def reject_lead(
             now=naive_utc(now),
             detail=detail,
             lead_reason=f"rejected: {reason}" + (f" ({note})" if note else ""),
+            as_rep=as_rep,
         )
         cancel_pending(conn, [lead_id], reason=f"lead rejected: {reason}")
     return change
 
 
 def mark_intro_made(
-    workspace: Workspace, lead_id: str, *, actor: str | None = None, now: datetime | None = None
+    workspace: Workspace,
+    lead_id: str,
+    *,
+    actor: str | None = None,
+    now: datetime | None = None,
+    as_rep: str | None = None,
 ) -> LeadChange:
     """The partner introduced our rep: the motion is done."""
     with workspace.store.engine.begin() as conn:
-        return _transition(conn, lead_id, INTRO_MADE, actor=actor, now=naive_utc(now))
+        return _transition(conn, lead_id, INTRO_MADE, actor=actor, now=naive_utc(now),
+                           as_rep=as_rep)

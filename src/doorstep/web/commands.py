@@ -259,7 +259,8 @@ def feedback(
 
 def register(app: typer.Typer) -> None:
     """Add the `user` commands, `serve` and `feedback` to the doorstep command line."""
-    users = typer.Typer(help="Web app users and their API tokens.", no_args_is_help=True)
+    users = typer.Typer(help="Web app users and their API tokens.", no_args_is_help=True,
+                        context_settings={"help_option_names": ["-h", "--help"]})
     users.command("add")(user_add)
     users.command("token")(user_token)
     users.command("unlock")(user_unlock)

@@ -53,11 +53,12 @@ def owner_action(
     lead_in_scope(ctx, principal, lead_id)
     actor = principal.rep_id
     if kind == ACCEPT:
-        change = accept_lead(ctx.workspace, lead_id, actor=actor)
+        change = accept_lead(ctx.workspace, lead_id, actor=actor, as_rep=actor)
     elif kind == REJECT:
-        change = reject_lead(ctx.workspace, lead_id, reason, note=note or None, actor=actor)
+        change = reject_lead(ctx.workspace, lead_id, reason, note=note or None, actor=actor,
+                             as_rep=actor)
     elif kind == INTRO:
-        change = mark_intro_made(ctx.workspace, lead_id, actor=actor)
+        change = mark_intro_made(ctx.workspace, lead_id, actor=actor, as_rep=actor)
     else:
         raise LeadActionError(f"there is no lead action {kind!r}.")
     ctx.snapshots.invalidate()
