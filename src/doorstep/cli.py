@@ -26,6 +26,7 @@ from doorstep.act import (
     LeadChange,
     accept_lead,
     acting_rep,
+    failure_advice,
     mark_intro_made,
     reject_lead,
 )
@@ -343,8 +344,15 @@ def print_act(workspace: Workspace, result: ActReport) -> None:
     console.print(f"Queued: {queued}.")
     if result.delivery is not None:
         d = result.delivery
-        console.print(f"Delivered: {d.sent:,} sent, {d.failed:,} failed (will retry), "
-                      f"{d.dead:,} dead; {d.pending:,} pending.")
+        if d.outbox is not None:
+            console.print(f"Written to {d.outbox}: {d.sent:,} {plural(d.sent, 'message')} "
+                          f"(.eml for email, .json for webhooks and Slack); "
+                          f"{d.failed:,} failed, {d.pending:,} pending.")
+        else:
+            console.print(f"Delivered: {d.sent:,} sent, {d.failed:,} failed (will retry), "
+                          f"{d.dead:,} dead; {d.pending:,} pending.")
+        for line in failure_advice(d):
+            err.print(labelled("failed:", "red", line))
         if d.sending:
             console.print(
                 f"{d.sending:,} {plural(d.sending, 'delivery', 'deliveries')} wait on the lease "
@@ -479,8 +487,9 @@ def demo(
         f"accounts; {world.bad_rows} deliberately bad rows (see {path / 'truth'})."
     )
     workspace = _open(path)
-    # The demo has no mail server: messages wait in the outbox (doorstep export PATH deliveries).
-    run_pipeline(workspace, send=False)
+    # The demo sends nothing anywhere: with [act] deliver = "file" its messages are written into
+    # PATH/outbox/; a config that sends for real leaves them queued instead.
+    run_pipeline(workspace, send=workspace.config.act.deliver == "file")
     users = Table(title=f"Web app: doorstep serve {path}, then log in at "
                   "http://127.0.0.1:8000 with password " + DEMO_PASSWORD, title_justify="left")
     for column in ("email", "role", "sees"):

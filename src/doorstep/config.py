@@ -154,6 +154,10 @@ class ActConfig(_Section):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     channels: ActChannels = Field(default_factory=lambda: ActChannels())
+    deliver: Literal["send", "file"] = Field(
+        "send", description="send through the channels, or write each message into "
+        "WORKSPACE/outbox/ instead (.eml for email, .json for webhooks and Slack)"
+    )
     smtp_host: str = "localhost"
     smtp_port: int = Field(25, gt=0, lt=65536)
     smtp_starttls: bool = False
@@ -378,6 +382,10 @@ warmth_bands = { high = 75, medium = 50 }
 [act]
 # Channels per audience: "email", "webhook" (JSON, HMAC-SHA256 signed), "slack".
 channels = { rep = ["email"], partner = ["email"], escalation = ["email"] }
+# "file" writes each message into outbox/ in this workspace instead of sending it (.eml for
+# email, .json for webhooks and Slack): read them there. Set "send" once the SMTP server,
+# webhook or Slack settings below are real.
+deliver = "file"
 smtp_host = "localhost"
 smtp_port = 25
 smtp_starttls = false

@@ -10,7 +10,7 @@ from doorstep.act.rep_actions import (
     reject_lead,
 )
 from doorstep.act.stage import ActReport, OverdueMotion, RoutedLead, UnroutedLead, act
-from doorstep.act.worker import ChannelCounts, WorkerReport, deliver_due
+from doorstep.act.worker import ChannelCounts, WorkerReport, deliver_due, failure_advice
 from doorstep.qualify.motion import (
     MotionRouter,
     MotionRules,
@@ -36,6 +36,7 @@ __all__ = [
     "act",
     "acting_rep",
     "deliver_due",
+    "failure_advice",
     "mark_intro_made",
     "motion_rules",
     "reject_lead",

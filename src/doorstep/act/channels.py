@@ -1,4 +1,5 @@
-"""Channels: how a queued message leaves doorstep — SMTP email, a signed JSON webhook, Slack.
+"""Channels: how a queued message leaves doorstep — SMTP email, a signed JSON webhook, Slack,
+or, with `[act] deliver = "file"`, a file per message in the workspace's outbox/ folder.
 
 Every channel carries the delivery's idempotency key (email: the Message-ID and a header;
 webhooks: the `Idempotency-Key` header), so a receiver that sees a message twice after a
@@ -11,11 +12,13 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import smtplib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
@@ -223,12 +226,51 @@ class SlackChannel(_HttpChannel):
         return slack_body(message)
 
 
+OUTBOX_DIR = "outbox"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class FileChannel:
+    """Writes each message, as channel `name` would send it, to a file in the outbox folder:
+    the email as a .eml file (open it in any mail client), a webhook's or Slack's JSON body as
+    a .json file. A message written again (a retry) replaces its own file."""
+
+    def __init__(self, name: str, folder: Path, config: ActConfig) -> None:
+        self.name, self.folder, self.config = name, folder, config
+
+    def _content(self, message: OutgoingMessage) -> tuple[str, bytes]:
+        if self.name == EMAIL:
+            email = EmailChannel("", 0, self.config.sender).message(message)
+            return "eml", email.as_bytes(policy=_EMAIL_POLICY)
+        if self.name == SLACK:
+            return "json", slack_body(message)
+        return "json", webhook_body(message)
+
+    def send(self, message: OutgoingMessage) -> None:
+        """Write the message's file (atomically); DeliveryError when the folder is unwritable."""
+        extension, content = self._content(message)
+        stem = _UNSAFE.sub("_", f"{message.lead_id}-{message.action}-{self.name}")
+        path = self.folder / f"{stem}-{message.idempotency_key[:12]}.{extension}"
+        partial = path.with_name(path.name + ".partial")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(content)
+            os.replace(partial, path)
+        except OSError as exc:
+            raise DeliveryError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
 def _webhook_secret(config: ActConfig) -> str | None:
     return os.environ.get(WEBHOOK_SECRET_ENV) or config.webhook_secret
 
 
 def check_channels(config: ActConfig) -> None:
     """Raise ConfigError when a channel [act] uses lacks a setting it needs."""
+    if config.deliver == "file":
+        return  # nothing is sent: no server, address or secret is needed
     used = set(config.channels.rep + config.channels.partner + config.channels.escalation)
     if WEBHOOK in used and not config.webhook_url:
         raise ConfigError("[act] uses the webhook channel but webhook_url is not set.")
@@ -240,8 +282,15 @@ def check_channels(config: ActConfig) -> None:
         raise ConfigError("[act] uses the slack channel but slack_webhook_url is not set.")
 
 
-def open_channel(name: str, config: ActConfig) -> Channel:
-    """The channel called `name`, set up from [act]."""
+def open_channel(name: str, config: ActConfig, outbox: Path | None = None) -> Channel:
+    """The channel called `name`, set up from [act]; with `deliver = "file"`, the file writer
+    for it (into `outbox`)."""
+    if name not in CHANNELS:
+        raise ConfigError(f"unknown channel {name!r}; use one of: {', '.join(CHANNELS)}.")
+    if config.deliver == "file":
+        if outbox is None:
+            raise ConfigError('[act] deliver = "file" needs a workspace to write outbox/ in.')
+        return FileChannel(name, outbox, config)
     if name == EMAIL:
         return EmailChannel(
             config.smtp_host,

@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from doorstep.act.channels import check_channels
+from doorstep.act.channels import OUTBOX_DIR, check_channels
 from doorstep.act.outbox import ASSIGNMENT, ESCALATION, Context, Draft, Templates, enqueue
 from doorstep.act.worker import WorkerReport, run_worker
 from doorstep.config import Config, WarmthBands
@@ -518,5 +518,6 @@ def act(workspace: Workspace, *, now: datetime | None = None, send: bool = True)
     report.queued = dict(Counter(d.action for d in queued))
     if send:
         fixed = moment if now is not None else None  # a given `now` fixes the worker's clock
-        report.delivery = run_worker(workspace.store, config.act, now=fixed)
+        report.delivery = run_worker(workspace.store, config.act, now=fixed,
+                                     outbox=workspace.path / OUTBOX_DIR)
     return report

@@ -10,14 +10,23 @@ outcome is committed on its own, right after the send.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
 
-from doorstep.act.channels import Channel, DeliveryError, OutgoingMessage, close_all, open_channel
+from doorstep.act.channels import (
+    OUTBOX_DIR,
+    Channel,
+    DeliveryError,
+    OutgoingMessage,
+    close_all,
+    open_channel,
+)
 from doorstep.act.outbox import DEAD, PENDING, SENDING, SENT
 from doorstep.config import ActConfig, ConfigError
 from doorstep.store import Store
@@ -45,6 +54,9 @@ class WorkerReport:
     # claimed by a run that stopped before marking them: sent again once the lease ends
     sending: int = 0
     lease_ends: datetime | None = None
+    # why deliveries failed: (channel, cause) -> how many
+    causes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    outbox: Path | None = None  # where messages were written, with [act] deliver = "file"
 
     def counts(self, channel: str) -> ChannelCounts:
         """The counts of one channel, created on first use."""
@@ -184,13 +196,14 @@ def run_worker(
     now: datetime | None = None,
     channels: Mapping[str, Channel] | None = None,
     max_batches: int | None = None,
+    outbox: Path | None = None,
 ) -> WorkerReport:
     """Send every delivery that is due, batch by batch, until none is left to claim.
 
     `now` fixes the clock (tests); `channels` replaces the channels [act] would open.
     """
     clock: Callable[[], datetime] = (lambda: now) if now is not None else utc_now
-    report = WorkerReport()
+    report = WorkerReport(outbox=outbox if config.deliver == "file" else None)
     opened: dict[str, Channel] = dict(channels or {})
     batches = 0
     try:
@@ -209,9 +222,11 @@ def run_worker(
                 try:
                     channel = opened.get(item.channel)
                     if channel is None:
-                        channel = opened[item.channel] = open_channel(item.channel, config)
+                        channel = opened[item.channel] = open_channel(item.channel, config,
+                                                                      outbox)
                     channel.send(item.message)
                 except (DeliveryError, ConfigError) as exc:
+                    report.causes[(item.channel, str(exc))] += 1
                     if mark_failed(store, item, str(exc), now=clock(), config=config):
                         counts.dead += 1
                     else:
@@ -227,4 +242,24 @@ def run_worker(
 
 def deliver_due(workspace: Workspace, *, now: datetime | None = None) -> WorkerReport:
     """Send the workspace's due deliveries through the channels its [act] section sets."""
-    return run_worker(workspace.store, workspace.config.act, now=now)
+    return run_worker(workspace.store, workspace.config.act, now=now,
+                      outbox=workspace.path / OUTBOX_DIR)
+
+
+FIXES = {
+    "email": "check [act] smtp_host, smtp_port and smtp_starttls (and DOORSTEP_SMTP_PASSWORD)",
+    "webhook": "check [act] webhook_url, and that the receiver answers 2xx",
+    "slack": "check [act] slack_webhook_url",
+}
+
+
+def failure_advice(report: WorkerReport) -> list[str]:
+    """One line per (channel, cause) of the failed deliveries, most frequent first, each with
+    what to fix; writing files instead of sending is always one way out."""
+    lines = []
+    for (channel, cause), n in report.causes.most_common():
+        fix = FIXES.get(channel, "check its settings in [act]")
+        lines.append(f"{n:,} {channel} {'delivery' if n == 1 else 'deliveries'} failed: "
+                     f"{cause}; {fix}, or set [act] deliver = \"file\" to write the messages "
+                     "into outbox/ in the workspace.")
+    return lines
