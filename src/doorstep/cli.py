@@ -45,6 +45,7 @@ from doorstep.web.commands import register as register_web_commands
 from doorstep.workspace import Workspace, open_workspace, require_imported
 
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
+WIDE_COLUMNS = 200
 _typer_type_label = TyperOption.display_type_rich
 
 
@@ -74,8 +75,14 @@ def _main(
     version: Annotated[bool, typer.Option(
         "--version", "-V", callback=_show_version, is_eager=True,
         help="Print doorstep's version and exit.")] = False,
+    wide: Annotated[bool, typer.Option(
+        "--wide", help=f"Print tables up to {WIDE_COLUMNS} columns wide instead of folding "
+        "them to the terminal's width.")] = False,
 ) -> None:
     """doorstep: ecosystem-qualified leads from your partners' overlapping accounts."""
+    if wide:
+        for c in (console, err):
+            c.width = max(c.width, WIDE_COLUMNS)
 
 WorkspacePath = Annotated[Path, typer.Argument(help="The workspace folder.")]
 
@@ -340,7 +347,10 @@ def print_act(workspace: Workspace, result: ActReport) -> None:
     if result.no_motion:
         console.print(f"{len(result.no_motion):,} EQLs were not routed "
                       f"(first: {result.no_motion[0].lead_id}, {result.no_motion[0].reason}).")
-    queued = ", ".join(f"{n:,} {a}" for a, n in result.queued.items()) or "nothing new"
+    queued = ", ".join(
+        f"{n:,} {action.replace('_', ' ')} {plural(n, 'message')}"
+        for action, n in result.queued.items()
+    ) or "nothing new"
     console.print(f"Queued: {queued}.")
     if result.delivery is not None:
         d = result.delivery
@@ -455,11 +465,11 @@ def run_report(workspace: Workspace, *, as_json: bool = False, html: Path | None
     result = build_report(workspace)
     if as_json:
         sys.stdout.write(json.dumps(report_json(result), indent=2, default=str) + "\n")
-    else:
+    elif html is None:
         for part in render_text(result):
             console.print(part)
-    if html is not None:
-        err.print(f"wrote {write_html(result, html)}")
+    if html is not None:  # writing a file: say where, not the whole report again
+        console.print(f"wrote {write_html(result, html)}")
 
 
 @app.command()

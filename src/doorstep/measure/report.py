@@ -493,8 +493,9 @@ def _notes(window_days: int, lead_types: Mapping[str, Conversion]) -> list[str]:
     no_account = sum(c.no_account for c in lead_types.values())
     if no_account:
         notes.append(
-            f"{no_account} leads have no account_id and are left out of every rate: nothing but "
-            "a named opportunity could be attributed to them."
+            f"{no_account:,} {'lead has' if no_account == 1 else 'leads have'} no account_id "
+            f"and {'is' if no_account == 1 else 'are'} left out of every rate: nothing but a "
+            f"named opportunity could be attributed to {'it' if no_account == 1 else 'them'}."
         )
     return notes
 

@@ -59,13 +59,13 @@ def _lead_type_tables(report: Report) -> list[Table]:
         at = curve.at_window if curve else None
         km = fmt.pct(at[0]) if at else "n/a"
         conversion.add_row(
-            c.lead_type, str(c.leads), str(c.open), str(c.influenced), str(c.no_account),
-            str(c.measured), str(c.opportunities), fmt.rate_cell(c),
+            c.lead_type, f"{c.leads:,}", f"{c.open:,}", f"{c.influenced:,}", f"{c.no_account:,}",
+            f"{c.measured:,}", f"{c.opportunities:,}", fmt.rate_cell(c),
             fmt.interval(c.ci_low, c.ci_high),
             fmt.ratio_vs_mql(c.rate_ratio_vs_mql),
         )
         outcomes.add_row(
-            c.lead_type, fmt.rate_cell(c), fmt.ratio_vs_mql(c.rate_ratio_vs_mql), str(c.won),
+            c.lead_type, fmt.rate_cell(c), fmt.ratio_vs_mql(c.rate_ratio_vs_mql), f"{c.won:,}",
             fmt.pct(c.win_rate),
             _money(c.pipeline), _days(c.median_days_to_opportunity), km,
         )
@@ -82,8 +82,8 @@ def _conversion_table(title: str, rows: Iterable[Conversion], caption: str) -> T
     )
     for c in rows:
         table.add_row(
-            c.label, c.lead_type, str(c.leads), str(c.open), str(c.measured),
-            str(c.opportunities), fmt.rate_cell(c), fmt.interval(c.ci_low, c.ci_high),
+            c.label, c.lead_type, f"{c.leads:,}", f"{c.open:,}", f"{c.measured:,}",
+            f"{c.opportunities:,}", fmt.rate_cell(c), fmt.interval(c.ci_low, c.ci_high),
             fmt.ratio_vs_mql(c.rate_ratio_vs_mql),
         )
     return table
@@ -118,9 +118,9 @@ def _fair_table(comparison: FairComparison, verdict: Verdict) -> Table:
     )
     for r in comparison.rows:
         table.add_row(
-            r.segment, str(r.eql.measured), str(r.eql.opportunities), fmt.pct(r.eql.rate),
-            fmt.interval(r.eql.ci_low, r.eql.ci_high), str(r.mql.measured),
-            str(r.mql.opportunities), fmt.pct(r.mql.rate), fmt.ratio_vs_mql(r.rate_ratio),
+            r.segment, f"{r.eql.measured:,}", f"{r.eql.opportunities:,}", fmt.pct(r.eql.rate),
+            fmt.interval(r.eql.ci_low, r.eql.ci_high), f"{r.mql.measured:,}",
+            f"{r.mql.opportunities:,}", fmt.pct(r.mql.rate), fmt.ratio_vs_mql(r.rate_ratio),
         )
     return table
 
@@ -143,7 +143,7 @@ def _survival_table(report: Report) -> Table:
         by_day = [fmt.pct(curve.conversion[d]) if d < len(curve.days) else "too few"
                   for d in marks]
         table.add_row(
-            curve.lead_type, str(curve.subjects), str(curve.events), *by_day,
+            curve.lead_type, f"{curve.subjects:,}", f"{curve.events:,}", *by_day,
             fmt.interval(at[1], at[2]) if at else "too few",
             fmt.ratio_vs_mql(at[0] / mql_at[0] if at and mql_at and mql_at[0] else None),
         )
@@ -164,7 +164,7 @@ def _funnel_table(report: Report) -> Table:
         if s.step == EQL:
             c = s.conversion
             conversion = fmt.eql_sentence(s.count, c, report.mql.rate if report.mql else None)
-        table.add_row(s.step, str(s.count), str(s.lost), fmt.pct(s.share_lost), conversion)
+        table.add_row(s.step, f"{s.count:,}", f"{s.lost:,}", fmt.pct(s.share_lost), conversion)
     return table
 
 
