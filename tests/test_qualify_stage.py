@@ -469,3 +469,30 @@ def test_intros_a_partner_made_raise_its_track_record(tmp_path: Path, store: Sto
     after = leads(store)
     assert after["L-a1"]["gates"]["warmth"]["parts"]["track_record"] > before
     assert after["L-a3"]["gates"]["warmth"]["parts"]["track_record"] < 5.0
+
+
+def test_a_rerun_days_later_says_only_the_clock_moved_warmth(tmp_path: Path, store: Store) -> None:
+    workspace = build(tmp_path, store)
+    qualify_leads(workspace, now=NOW)
+    events = count(store, LeadEvent)
+    later = qualify_leads(workspace, now=NOW + timedelta(days=9))
+    assert later.created == 0 and later.events == 0 and count(store, LeadEvent) == events
+    assert later.changed > 0 and later.clock_only == later.changed  # recency, nothing else
+
+
+def test_the_cli_says_nothing_changed_or_that_only_the_clock_did(
+    tmp_path: Path, store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from doorstep.cli import print_qualify
+
+    workspace = build(tmp_path, store)
+    qualify_leads(workspace, now=NOW)
+    capsys.readouterr()
+    runner_output: list[str] = []
+    for when in (NOW, NOW + timedelta(days=9)):
+        print_qualify(workspace, qualify_leads(workspace, now=when))
+        runner_output.append(" ".join(capsys.readouterr().out.split()))
+    assert runner_output[0].startswith("Nothing changed (2 leads).")
+    assert runner_output[1].startswith(
+        "Nothing changed: only warmth recency moved with the clock, in the warmth scores of "
+    )

@@ -302,11 +302,25 @@ def print_qualify(workspace: Workspace, result: QualifyReport) -> None:
     """What qualifying changed, and the funnel by gate."""
     for note in result.notes:
         err.print(labelled("note:", "yellow", note))
+    real = result.changed - result.clock_only
+    if result.created == 0 and real == 0 and result.events == 0:
+        moved = (f": only warmth recency moved with the clock, in the warmth scores of "
+                 f"{result.clock_only:,} {plural(result.clock_only, 'lead')}; no status, gate "
+                 "or owner changed" if result.clock_only else "")
+        console.print(f"Nothing changed{moved} ({result.leads:,} "
+                      f"{plural(result.leads, 'lead')}).")
+    else:
+        recency = (f" (and {result.clock_only:,} whose warmth recency alone moved with the "
+                   "clock)" if result.clock_only else "")
+        console.print(
+            f"{result.leads:,} {plural(result.leads, 'lead')}: {result.created:,} new, "
+            f"{real:,} changed{recency}, {result.unchanged:,} unchanged; "
+            f"{result.events:,} {plural(result.events, 'event')}."
+        )
     console.print(
-        f"{result.leads:,} leads: {result.created:,} new, {result.changed:,} changed, "
-        f"{result.unchanged:,} unchanged; {result.events:,} events; "
-        f"{result.warmth_requests:,} warmth checks queued for partners; "
-        f"{result.excluded_customers:,} existing customers left out."
+        f"{result.warmth_requests:,} warmth {plural(result.warmth_requests, 'check')} queued "
+        f"for partners; {result.excluded_customers:,} existing "
+        f"{plural(result.excluded_customers, 'customer')} left out."
     )
     table = Table(title="Funnel by gate", title_justify="left")
     for column in ("step", "leads", "lost at this gate", "share lost"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -155,6 +156,8 @@ class QualifyReport:
     by_status: dict[str, int] = field(default_factory=dict)
     created: int = 0
     changed: int = 0
+    # of the changed leads, those whose only change is warmth recency moving with the clock
+    clock_only: int = 0
     unchanged: int = 0
     events: int = 0
     warmth_requests: int = 0
@@ -582,6 +585,33 @@ def _changed(lead: Mapping[str, Any], prior: PriorLead) -> bool:
     return any(json_text(lead[n]) != prior[n] for n in _JSON_FIELDS)
 
 
+_WARMTH_FIGURE = re.compile(r"warmth \d+(?:\.\d+)?")  # a score quoted in a reason
+
+
+def _clock_free(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A lead's fields without what moves with the clock alone: warmth recency, and the warmth
+    scores made from it (the lead's, its gate's and its other partners')."""
+    out = {n: fields[n] for n in _LEAD_FIELDS if n not in _JSON_FIELDS and n != "warmth_score"}
+    out["reason"] = _WARMTH_FIGURE.sub("warmth #", str(out.get("reason") or ""))
+    gates = fields["gates"]
+    gates = json.loads(gates) if isinstance(gates, str) else dict(gates or {})
+    warmth = dict(gates.get("warmth") or {})
+    warmth.pop("score", None)
+    warmth["reason"] = _WARMTH_FIGURE.sub("warmth #", str(warmth.get("reason") or ""))
+    warmth["parts"] = {k: v for k, v in dict(warmth.get("parts") or {}).items() if k != "recency"}
+    out["gates"] = {**gates, "warmth": warmth}
+    others = fields["other_partners"]
+    others = json.loads(others) if isinstance(others, str) else list(others or [])
+    out["other_partners"] = [{k: v for k, v in o.items() if k != "warmth_score"}
+                             for o in others if isinstance(o, dict)]
+    return out
+
+
+def only_the_clock_moved(lead: Mapping[str, Any], prior: PriorLead) -> bool:
+    """Whether a changed lead differs from the stored one by warmth recency alone."""
+    return _clock_free(lead) == _clock_free(prior)
+
+
 def _event_for(lead: Mapping[str, Any], prior: PriorLead | None, now: datetime) -> Event | None:
     detail = {
         "reason": lead["reason"],
@@ -606,14 +636,18 @@ def _event_for(lead: Mapping[str, Any], prior: PriorLead | None, now: datetime) 
 
 def _write_leads(
     conn: Connection, decisions: Decisions, prior: Mapping[str, PriorLead], now: datetime
-) -> tuple[int, int, int, list[Event]]:
+) -> tuple[int, int, int, int, list[Event]]:
+    """Write new and changed leads; returns (new, changed, of which by the clock alone,
+    unchanged, events)."""
     new, changed, events = [], [], []
+    clock_only = 0
     for account_id, lead in decisions.leads.items():
         before = prior.get(account_id)
         if before is None:
             new.append({**lead, "created_at": now, "updated_at": now})
         elif _changed(lead, before):
             changed.append({**lead, "updated_at": now})
+            clock_only += only_the_clock_moved(lead, before)
         event = _event_for(lead, before, now)
         if event is not None:
             events.append(event)
@@ -621,7 +655,8 @@ def _write_leads(
     bulk_write(conn, table, new)
     bulk_write(conn, table, changed, key=("lead_id",))
     record_events(conn, events)
-    return len(new), len(changed), len(decisions.leads) - len(new) - len(changed), events
+    unchanged = len(decisions.leads) - len(new) - len(changed)
+    return len(new), len(changed), clock_only, unchanged, events
 
 
 def _write_requests(
@@ -691,7 +726,8 @@ def qualify_leads(workspace: Workspace, *, now: datetime | None = None) -> Quali
         hold_stage_lock(conn)
         evidence, answers = load_evidence(conn, config)
         decisions = decide_leads(evidence, config, moment)
-        created, changed, unchanged, events = _write_leads(conn, decisions, evidence.prior, moment)
+        created, changed, clock_only, unchanged, events = _write_leads(
+            conn, decisions, evidence.prior, moment)
         asked, answered = _write_requests(conn, decisions.asks, answers, moment)
     statuses = Counter(lead["status"] for lead in decisions.leads.values())
     return QualifyReport(
@@ -699,6 +735,7 @@ def qualify_leads(workspace: Workspace, *, now: datetime | None = None) -> Quali
         by_status={s: statuses[s] for s in (EQL, WARMTH_REQUESTED, CANDIDATE) if statuses[s]},
         created=created,
         changed=changed,
+        clock_only=clock_only,
         unchanged=unchanged,
         events=len(events),
         warmth_requests=asked,
