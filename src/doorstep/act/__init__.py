@@ -7,6 +7,7 @@ from doorstep.act.rep_actions import (
     accept_lead,
     acting_rep,
     mark_intro_made,
+    reassign_lead,
     reject_lead,
 )
 from doorstep.act.stage import ActReport, OverdueMotion, RoutedLead, UnroutedLead, act
@@ -39,6 +40,7 @@ __all__ = [
     "failure_advice",
     "mark_intro_made",
     "motion_rules",
+    "reassign_lead",
     "reject_lead",
     "resolve_motion",
 ]

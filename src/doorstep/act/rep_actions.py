@@ -20,6 +20,7 @@ from doorstep.store.models import Lead, Rep, User
 from doorstep.store.times import naive_utc
 from doorstep.workspace import Workspace
 
+REASSIGNED = "reassigned"
 REJECT_REASONS = ("bad_fit", "already_working", "no_contact", "duplicate", "other")
 
 # What each owner action needs the lead to be, and what it makes it. An intro the partner made
@@ -188,3 +189,55 @@ def mark_intro_made(
     with workspace.store.engine.begin() as conn:
         return _transition(conn, lead_id, INTRO_MADE, actor=actor, now=naive_utc(now),
                            as_rep=as_rep)
+
+
+REASSIGNABLE = (ROUTED, ACCEPTED, INTRO_REQUESTED)
+
+
+def reassign_lead(
+    workspace: Workspace,
+    lead_id: str,
+    owner_id: str,
+    *,
+    actor: str,
+    now: datetime | None = None,
+) -> LeadChange:
+    """Give a lead to another active rep (an admin's or partner manager's decision).
+
+    One `reassigned` event records who had it and who has it. A lead the former owner had
+    accepted goes back to `routed`, so that the new owner accepts it in turn; the next `act` run
+    sends the new owner the assignment message through the outbox.
+    """
+    moment = naive_utc(now)
+    with workspace.store.engine.begin() as conn:
+        rep = conn.execute(
+            select(Rep.rep_id, Rep.active).where(Rep.rep_id == owner_id)
+        ).first()
+        if rep is None:
+            raise LeadActionError(f"there is no rep {owner_id}; reps.csv lists them.")
+        if rep.active is False:
+            raise LeadActionError(f"rep {owner_id} is not active; choose an active rep.")
+        row = conn.execute(
+            select(Lead.status, Lead.owner_id).where(Lead.lead_id == lead_id)
+        ).one_or_none()
+        if row is None:
+            raise LeadActionError(f"there is no lead {lead_id} in this workspace.")
+        status, before = row
+        if status not in REASSIGNABLE:
+            raise LeadActionError(
+                f"lead {lead_id} is {_say(status)}; only a lead that is "
+                f"{', '.join(_say(s) for s in REASSIGNABLE)} can be reassigned."
+            )
+        if before == owner_id:
+            raise LeadActionError(f"lead {lead_id} is already routed to {owner_id}.")
+        to_status = ROUTED if status == ACCEPTED else status
+        moved = conn.execute(
+            update(Lead).where(Lead.lead_id == lead_id, Lead.status == status,
+                               Lead.owner_id == before)
+            .values(owner_id=owner_id, status=to_status, updated_at=moment)
+        )
+        if moved.rowcount != 1:
+            raise LeadActionError(f"lead {lead_id} changed while being updated; try again.")
+        detail = {"from_owner_id": before, "to_owner_id": owner_id}
+        record_events(conn, [Event(lead_id, REASSIGNED, to_status, actor, moment, status, detail)])
+    return LeadChange(lead_id, status, to_status, actor, moment, detail)

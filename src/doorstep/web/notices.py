@@ -26,6 +26,8 @@ NOTICES = {
     "recomputing": Notice("The numbers are being recomputed.",
                           "The numbers are being recomputed."),
     "lead_done": Notice("Lead {lead_id} {done}.", "Done."),
+    "lead_reassigned": Notice("Lead {lead_id} reassigned to {owner_id}; they get its message "
+                              "on the next act run.", "Lead reassigned."),
     "lead_refused": Notice("{reason}", "That action could not be done.", problem=True),
     "answer_saved": Notice("Thank you: your answer on {partner_account_id} is saved.",
                            "Thank you: your answer is saved."),

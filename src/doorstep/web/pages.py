@@ -13,7 +13,7 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from doorstep.act import REJECT_REASONS, LeadActionError
+from doorstep.act import REJECT_REASONS, LeadActionError, reassign_lead
 from doorstep.feedback import (
     ANSWERS,
     InvalidAnswer,
@@ -69,6 +69,7 @@ from doorstep.web.queries import (
     LeadView,
     account_matches,
     account_related,
+    active_reps,
     leads_page,
     overdue_motions,
     partner_exists,
@@ -132,7 +133,7 @@ def render(
 
 def redirect(path: str, **params: str) -> RedirectResponse:
     """A 303 redirect to one of our own paths, with query parameters."""
-    query = f"?{urlencode(params)}" if params else ""
+    query = ("&" if "?" in path else "?") + urlencode(params) if params else ""
     return RedirectResponse(path + query, status_code=303)
 
 
@@ -302,25 +303,54 @@ def lead_page(request: Request, ctx: Context, principal: StaffOrRep, lead_id: st
         history = lead_history(conn, lead_id)
         matches = account_matches(conn, lead.account_id)
         related = account_related(conn, lead.account_id)
+        reps = active_reps(conn) if principal.is_staff else {}
     return render(request, ctx, "lead.html", principal, lead=lead, history=history,
-                  matches=matches, related=related, reasons=REJECT_REASONS)
+                  matches=matches, related=related, reasons=REJECT_REASONS, reps=reps)
 
 
 # --- rep queue ---------------------------------------------------------------------------------
 
 
 @router.get("/queue")
-def queue(request: Request, ctx: Context, principal: RepUser, offset: Offset = 0) -> Response:
-    """The leads routed to this rep and not finished, soonest deadline first."""
-    return ctx.pages.answer(request, principal, lambda: _queue(request, ctx, principal, offset))
+def queue(
+    request: Request, ctx: Context, principal: StaffOrRep, offset: Offset = 0,
+    rep: str | None = None,
+) -> Response:
+    """The leads routed to a rep and not finished, soonest deadline first: a rep's own, or for
+    admins and partner managers, any rep's (`?rep=`), with a way to reassign each lead."""
+    if principal.role == REP and rep not in (None, "", principal.rep_id):
+        raise HTTPException(404, "there is no such queue.")
+    return ctx.pages.answer(request, principal,
+                            lambda: _queue(request, ctx, principal, offset, rep or None))
 
 
-def _queue(request: Request, ctx: AppContext, principal: Principal, offset: int) -> Response:
-    assert principal.rep_id is not None
+def _queue(request: Request, ctx: AppContext, principal: Principal, offset: int,
+           rep: str | None) -> Response:
+    whose = principal.rep_id if principal.role == REP else rep
     with ctx.workspace.store.engine.connect() as conn:
-        rows = rep_queue(conn, principal.rep_id, now(), offset=offset, limit=PAGE_SIZE + 1)
+        reps = active_reps(conn)
+        rows = (rep_queue(conn, whose, now(), offset=offset, limit=PAGE_SIZE + 1)
+                if whose else [])
+    if whose and principal.role != REP and whose not in reps:
+        raise HTTPException(404, f"there is no active rep {whose}.")
     return render(request, ctx, "queue.html", principal, leads=rows[:PAGE_SIZE],
-                  more=len(rows) > PAGE_SIZE, offset=offset, reasons=REJECT_REASONS)
+                  more=len(rows) > PAGE_SIZE, offset=offset, reasons=REJECT_REASONS,
+                  whose=whose, reps=reps)
+
+
+@router.post("/leads/{lead_id}/reassign")
+def reassign(
+    request: Request, ctx: Context, principal: Staff, lead_id: str,
+    owner_id: Annotated[str, Form()],
+) -> Response:
+    """Give a lead to another rep: an event, and the new owner's message on the next act run."""
+    back = f"/queue?rep={quote(owner_id.strip())}"
+    try:
+        reassign_lead(ctx.workspace, lead_id, owner_id.strip(), actor=principal.email)
+    except LeadActionError as exc:
+        return tell(request, f"/leads/{quote(lead_id)}", "lead_refused", reason=str(exc))
+    ctx.snapshots.invalidate()
+    return tell(request, back, "lead_reassigned", lead_id=lead_id, owner_id=owner_id.strip())
 
 
 def _rep_action(request: Request, ctx: AppContext, principal: Principal, lead_id: str, kind: str,

@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, and_, func, or_, select
 
 from doorstep.lifecycle import QUEUE_STATUSES, is_overdue, late_actions
 from doorstep.store.models import (
@@ -64,6 +64,8 @@ class LeadView:
     created_at: datetime
     updated_at: datetime
     overdue: bool
+    # whom to ask for the introduction: the partner's owner of its account, else its contact
+    partner_contact: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,10 @@ def _lead_select() -> Any:
             acc.industry,
             acc.employees,
             p.name.label("partner_name"),
+            p.contact_email.label("partner_contact_email"),
             pa_.name.label("partner_account_name"),
             pa_.relationship,
+            pa_.partner_owner_email,
             rep.name.label("owner_name"),
             _latest("answer").label("answer"),
             _latest("note").label("answer_note"),
@@ -143,6 +147,7 @@ def _view(row: Any, now: datetime) -> LeadView:
         created_at=row.created_at,
         updated_at=row.updated_at,
         overdue=is_overdue(row.status, row.action, row.due_at, now),
+        partner_contact=row.partner_owner_email or row.partner_contact_email,
     )
 
 
@@ -165,6 +170,17 @@ def _views_of(conn: Connection, ids: list[str], now: datetime) -> list[LeadView]
         return []
     rows = {row.lead_id: row for row in conn.execute(_lead_select().where(Lead.lead_id.in_(ids)))}
     return [_view(rows[i], now) for i in ids if i in rows]
+
+
+def active_reps(conn: Connection) -> dict[str, str]:
+    """The reps who can own a lead, by id, with their names."""
+    return {
+        rep_id: name or rep_id
+        for rep_id, name in conn.execute(
+            select(Rep.rep_id, Rep.name).where(or_(Rep.active.is_(None), Rep.active.is_(True)))
+            .order_by(Rep.name, Rep.rep_id)
+        )
+    }
 
 
 def rep_queue(

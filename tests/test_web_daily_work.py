@@ -1,0 +1,79 @@
+"""Each role's daily work in the web app: the lead page's actions and contact, staff opening
+any rep's queue and reassigning a lead."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from test_web_auth import make_app, quick_hashes, sign_in, world  # noqa: F401
+
+from doorstep.act import act
+from doorstep.store.models import Delivery, Lead, LeadEvent
+from doorstep.workspace import Workspace
+
+
+def owner_and_status(world: Workspace, lead_id: str) -> tuple[str, str]:  # noqa: F811
+    with world.store.engine.connect() as conn:
+        row = conn.execute(select(Lead.owner_id, Lead.status).where(Lead.lead_id == lead_id)).one()
+    return str(row.owner_id), str(row.status)
+
+
+def test_the_owner_sees_their_actions_and_whom_to_ask(world: Workspace) -> None:  # noqa: F811
+    with TestClient(make_app(world)) as client:
+        sign_in(client, "ada@example.com")
+        page = client.get("/leads/L-a3").text
+    assert 'action="/leads/L-a3/accept"' in page and 'action="/leads/L-a3/reject"' in page
+    assert "reassign" not in page
+    assert "Whom to ask for the introduction" in page and "mailto:" in page
+
+
+def test_staff_see_reassignment_not_the_owners_buttons(world: Workspace) -> None:  # noqa: F811
+    with TestClient(make_app(world)) as client:
+        sign_in(client, "pm@example.com")
+        page = client.get("/leads/L-a3").text
+    assert 'action="/leads/L-a3/reassign"' in page
+    assert 'action="/leads/L-a3/accept"' not in page
+
+
+def test_staff_open_any_reps_queue_and_reassign_a_lead(world: Workspace) -> None:  # noqa: F811
+    assert owner_and_status(world, "L-a3") == ("r1", "routed")
+    with TestClient(make_app(world)) as client:
+        token = sign_in(client, "admin@example.com")
+        queue = client.get("/queue?rep=r1")
+        assert queue.status_code == 200 and "L-a3" in queue.text
+        done = client.post("/leads/L-a3/reassign", data={"owner_id": "r2", "csrf_token": token},
+                           follow_redirects=False)
+        assert done.status_code == 303
+        landing = client.get(done.headers["location"])
+        assert "Lead L-a3 reassigned to r2" in landing.text and "L-a3" in landing.text
+        assert "L-a3" not in client.get("/queue?rep=r1").text
+        history = client.get("/leads/L-a3").text
+    assert "reassigned" in history and "r1 → r2" in history
+    assert owner_and_status(world, "L-a3") == ("r2", "routed")
+    with world.store.engine.connect() as conn:
+        event = conn.execute(select(LeadEvent).where(LeadEvent.lead_id == "L-a3",
+                                                     LeadEvent.kind == "reassigned")).one()
+    assert event.actor == "admin@example.com"
+    assert event.detail == {"from_owner_id": "r1", "to_owner_id": "r2"}
+    act(world, send=False)  # the new owner is told through the outbox
+    with world.store.engine.connect() as conn:
+        recipients = set(conn.execute(select(Delivery.recipient).where(
+            Delivery.lead_id == "L-a3", Delivery.action == "assignment")).scalars())
+    assert "bea@example.com" in recipients
+
+
+def test_a_reassignment_to_nobody_real_is_refused_in_one_sentence(
+    world: Workspace,  # noqa: F811
+) -> None:
+    with TestClient(make_app(world)) as client:
+        token = sign_in(client, "admin@example.com")
+        done = client.post("/leads/L-a3/reassign", data={"owner_id": "r99", "csrf_token": token})
+    assert "there is no rep r99" in done.text
+    assert owner_and_status(world, "L-a3") == ("r1", "routed")
+
+
+def test_a_rep_cannot_open_another_reps_queue(world: Workspace) -> None:  # noqa: F811
+    with TestClient(make_app(world)) as client:
+        sign_in(client, "ada@example.com")
+        assert client.get("/queue?rep=r2").status_code == 404
+        assert client.get("/queue?rep=r1").status_code == 200
