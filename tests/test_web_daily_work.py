@@ -77,3 +77,74 @@ def test_a_rep_cannot_open_another_reps_queue(world: Workspace) -> None:  # noqa
         sign_in(client, "ada@example.com")
         assert client.get("/queue?rep=r2").status_code == 404
         assert client.get("/queue?rep=r1").status_code == 200
+
+
+def open_checks(world: Workspace, partner_id: str) -> list[str]:  # noqa: F811
+    from doorstep.feedback import warmth_checks
+
+    with world.store.engine.connect() as conn:
+        return [c.partner_account_id for c in warmth_checks(conn, partner_id, limit=100)]
+
+
+def test_the_portal_defines_each_answer_in_one_sentence(world: Workspace) -> None:  # noqa: F811
+    with TestClient(make_app(world)) as client:
+        sign_in(client, "lee@datastack.example")
+        page = client.get("/portal").text
+    assert "<b>Strong</b>: you know someone there well and can introduce us now;" in page
+    assert "<b>Some</b>:" in page and "<b>None</b>:" in page
+
+
+def test_a_partner_answers_many_checks_at_once(world: Workspace) -> None:  # noqa: F811
+    before = open_checks(world, "p2")
+    assert len(before) >= 1
+    with TestClient(make_app(world)) as client:
+        token = sign_in(client, "lee@datastack.example")
+        page = client.get("/portal").text
+        assert 'form="bulk-answer"' in page
+        done = client.post("/portal/warmth/bulk", data={
+            "partner_account_id": before, "answer": "some", "csrf_token": token})
+    assert f"{len(before)} answers saved as some" in done.text
+    assert open_checks(world, "p2") == []
+
+
+def test_a_bulk_answer_to_another_partners_check_changes_nothing(
+    world: Workspace,  # noqa: F811
+) -> None:
+    theirs = open_checks(world, "p1")
+    with TestClient(make_app(world)) as client:
+        token = sign_in(client, "lee@datastack.example")
+        refused = client.post("/portal/warmth/bulk", data={
+            "partner_account_id": theirs[:1], "answer": "strong", "csrf_token": token})
+    assert refused.status_code == 404
+    assert open_checks(world, "p1") == theirs
+
+
+def test_checks_filter_by_relationship_and_age(world: Workspace) -> None:  # noqa: F811
+    import re
+
+    from doorstep.feedback import warmth_checks
+
+    def shown(page: str) -> set[str]:
+        return set(re.findall(r'<tr class="check" data-account="([^"]+)"', page))
+
+    with TestClient(make_app(world)) as client:
+        sign_in(client, "kim@cloudway.example")
+        everything = shown(client.get("/portal").text)
+        assert everything
+        for query in ("relationship=customer", "relationship=prospect",
+                      "relationship=opportunity", "age=week", "age=month", "age=older"):
+            key, value = query.split("=")
+            with world.store.engine.connect() as conn:
+                expected = {c.partner_account_id for c in warmth_checks(
+                    conn, "p1", limit=100, **{key: value})}
+            assert shown(client.get(f"/portal?{query}").text) == expected, query
+            assert expected <= everything
+
+
+def test_a_partner_opens_the_outcome_of_one_of_its_leads(world: Workspace) -> None:  # noqa: F811
+    with TestClient(make_app(world)) as client:
+        sign_in(client, "kim@cloudway.example")
+        portal = client.get("/portal").text
+        assert 'href="/portal/leads/L-a1"' in portal
+        page = client.get("/portal/leads/L-a1")
+    assert page.status_code == 200 and "Outcome:" in page.text and "surfaced" in page.text

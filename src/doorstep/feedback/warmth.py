@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, exists, insert, select
@@ -22,6 +22,18 @@ from doorstep.store.times import naive_utc
 from doorstep.workspace import Workspace
 
 ANSWERS = ("strong", "some", "none")
+# What each answer means, in the words the portal shows the partner: one rule for every surface.
+ANSWER_MEANINGS = {
+    "strong": "you know someone there well and can introduce us now",
+    "some": "you have a contact there, but would need to check before introducing us",
+    "none": "you have no relationship there you could use for an introduction",
+}
+# How old a warmth check is, as the portal filters them: (label, youngest days, oldest days).
+CHECK_AGES = {
+    "week": ("asked in the last 7 days", 0, 7),
+    "month": ("asked 7 to 30 days ago", 7, 30),
+    "older": ("asked more than 30 days ago", 30, None),
+}
 OPEN = "open"
 ANSWERED = "answered"
 NOTE_MAX_CHARS = 2000
@@ -86,11 +98,15 @@ def warmth_checks(
     offset: int = 0,
     limit: int = 50,
     visible: Any = None,
+    relationship: str | None = None,
+    age: str | None = None,
+    now: datetime | None = None,
 ) -> list[WarmthCheck]:
     """One page of warmth checks, of one partner (None: every partner), by account id.
 
     `status` "open" lists checks nobody answered yet, "answered" the others, None both;
-    `visible` is the partner's sharing condition on our account id (a partner-facing read).
+    `visible` is the partner's sharing condition on our account id (a partner-facing read);
+    `relationship` and `age` (a key of CHECK_AGES) narrow the list.
     """
     w, pa_ = WarmthRequest, PartnerAccount
     query = select(
@@ -114,6 +130,14 @@ def warmth_checks(
         query = query.where(w.partner_id == partner_id)
     if visible is not None:
         query = query.where(visible)
+    if relationship:
+        query = query.where(pa_.relationship == relationship)
+    if age in CHECK_AGES:
+        _, youngest, oldest = CHECK_AGES[age]
+        moment = naive_utc(now)
+        query = query.where(w.requested_at <= moment - timedelta(days=youngest))
+        if oldest is not None:
+            query = query.where(w.requested_at > moment - timedelta(days=oldest))
     if status == OPEN:
         query = query.where(~_answered(w))
     elif status == ANSWERED:

@@ -20,11 +20,14 @@ from doorstep.feedback import (
     WarmthCheckNotFound,
     answer_warmth_check,
     partner_digest,
+    surfaced_lead,
     surfaced_leads_page,
     warmth_checks,
     write_digest_csv,
 )
 from doorstep.feedback.digest import OUTCOME_LABELS, conversion_text
+from doorstep.feedback.warmth import ANSWER_MEANINGS, CHECK_AGES
+from doorstep.ingest.contract import RELATIONSHIPS
 from doorstep.lifecycle import ACTION_LABELS, EQL
 from doorstep.measure import format as fmt
 from doorstep.measure.format import pct
@@ -395,7 +398,10 @@ def intro_made(request: Request, ctx: Context, principal: RepUser, lead_id: str)
 def _portal(
     request: Request, ctx: AppContext, principal: Principal, partner_id: str,
     before: str | None, checks_offset: int, editable: bool,
+    relationship: str | None = None, age: str | None = None,
 ) -> Response:
+    relationship = relationship if relationship in RELATIONSHIPS else None
+    age = age if age in CHECK_AGES else None
     snapshot = ctx.snapshots.get(wait=ctx.snapshot_wait)
     opportunities = snapshot.opportunities if snapshot is not None else {}
     view = partner_view(ctx, partner_id)  # what the partner may see: the level in force
@@ -403,7 +409,8 @@ def _portal(
     with ctx.workspace.store.engine.connect() as conn:
         name = partner_names(conn, [partner_id]).get(partner_id, partner_id)
         checks = warmth_checks(conn, partner_id, offset=checks_offset, limit=PORTAL_PAGE + 1,
-                               visible=view.checks)
+                               visible=view.checks, relationship=relationship, age=age,
+                               now=now())
         answered = warmth_checks(conn, partner_id, status="answered", limit=20,
                                  visible=view.checks)
         outcomes = surfaced_leads_page(conn, partner_id, opportunities=opportunities,
@@ -420,18 +427,70 @@ def _portal(
         page_size=PORTAL_PAGE,
         card=card, card_svg=charts.scorecard_chart(card) if card else "",
         conversion=conversion_text(card.conversion, card.mql_rate) if card else "",
-        answers=ANSWERS, share_amounts=ctx.share_amounts, computing=snapshot is None,
+        answers=ANSWERS, meanings=ANSWER_MEANINGS, ages=CHECK_AGES,
+        relationships=RELATIONSHIPS, relationship=relationship or "", age=age or "",
+        share_amounts=ctx.share_amounts, computing=snapshot is None,
     )
 
 
 @router.get("/portal")
 def portal(
     request: Request, ctx: Context, principal: PartnerUser, before: str | None = None,
-    checks_offset: Offset = 0,
+    checks_offset: Offset = 0, relationship: str | None = None, age: str | None = None,
 ) -> Response:
-    """This partner's warmth checks to answer, the outcome of every lead it surfaced, its card."""
+    """This partner's warmth checks to answer (filtered by relationship and age), the outcome
+    of every lead it surfaced, its card."""
     assert principal.partner_id is not None
-    return _portal(request, ctx, principal, principal.partner_id, before, checks_offset, True)
+    return _portal(request, ctx, principal, principal.partner_id, before, checks_offset, True,
+                   relationship, age)
+
+
+@router.post("/portal/warmth/bulk")
+def answer_warmth_bulk(
+    request: Request,
+    ctx: Context,
+    principal: PartnerUser,
+    answer: Annotated[str, Form()],
+    partner_account_id: Annotated[list[str] | None, Form()] = None,
+    note: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """One answer to every ticked warmth check at once."""
+    assert principal.partner_id is not None
+    ticked = list(dict.fromkeys(partner_account_id or []))
+    if not ticked:
+        return tell(request, "/portal", "answer_refused",
+                    reason="tick the accounts to answer first.")
+    saved = 0
+    for account in ticked:
+        try:
+            answer_warmth_check(ctx.workspace, principal.partner_id, account, answer,
+                                note=note, answered_by=principal.email)
+        except WarmthCheckNotFound as exc:
+            raise HTTPException(404, "there is no such warmth check.") from exc
+        except InvalidAnswer as exc:
+            return tell(request, "/portal", "answer_refused", reason=str(exc))
+        saved += 1
+    ctx.snapshots.invalidate()
+    return tell(request, "/portal", "answers_saved", count=str(saved),
+                answer=answer.strip().lower())
+
+
+@router.get("/portal/leads/{lead_id}")
+def portal_lead(
+    request: Request, ctx: Context, principal: PartnerUser, lead_id: str
+) -> Response:
+    """What became of one lead this partner surfaced: each step with its date."""
+    assert principal.partner_id is not None
+    snapshot = ctx.snapshots.get()
+    view = partner_view(ctx, principal.partner_id)
+    with ctx.workspace.store.engine.connect() as conn:
+        lead = surfaced_lead(conn, principal.partner_id, lead_id,
+                             opportunities=snapshot.opportunities if snapshot else {},
+                             amounts=ctx.share_amounts, visible=view.leads)
+    if lead is None:
+        raise HTTPException(404, "there is no such lead.")
+    return render(request, ctx, "portal_lead.html", principal, lead=lead,
+                  share_amounts=ctx.share_amounts)
 
 
 @router.post("/portal/warmth")
