@@ -165,3 +165,40 @@ def test_a_partner_answers_a_warmth_check_and_sees_its_outcomes(
             .where(WarmthAnswer.partner_account_id == "x3")
         ).one()
     assert tuple(answer) == ("strong", "their CFO is a friend", "kim@cloudway.example")
+
+
+PHONE = {"width": 390, "height": 844}
+PAGES_BY_ROLE = {
+    "admin@example.com": ("/dashboard", "/leads", "/leads/L-a1", "/queue?rep=r1", "/settings"),
+    "ada@example.com": ("/queue", "/leads/L-a1"),
+    "kim@cloudway.example": ("/portal", "/portal/leads/L-a1"),
+}
+
+
+@pytest.mark.parametrize("email", list(PAGES_BY_ROLE))
+def test_every_page_works_on_a_390_px_screen(
+    browser: Any, server: str, email: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    shots = tmp_path_factory.mktemp("screenshots")
+    context = browser.new_context(viewport=PHONE, device_scale_factor=1)
+    page = context.new_page()
+    page.goto(f"{server}/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    try:
+        for path in PAGES_BY_ROLE[email]:
+            response = page.goto(f"{server}{path}")
+            assert response is not None and response.status == 200, path
+            # nothing wider than the screen: the page does not scroll sideways
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= PHONE["width"], (path, width)
+            sign_out = page.get_by_role("button", name="Sign out")
+            box = sign_out.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+            shot = shots / f"{email.split('@')[0]}{path.replace('/', '_')}.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 1000
+    finally:
+        context.close()
