@@ -89,8 +89,8 @@ def signed_in(browser: Any, server: str) -> Iterator[Any]:
     """A function that opens a fresh browser context and signs in as one user."""
     contexts: list[Any] = []
 
-    def sign_in(email: str) -> Any:
-        context = browser.new_context()
+    def sign_in(email: str, viewport: dict[str, int] | None = None) -> Any:
+        context = browser.new_context(**({"viewport": viewport} if viewport else {}))
         contexts.append(context)
         page = context.new_page()
         page.goto(f"{server}/login")
@@ -177,28 +177,18 @@ PAGES_BY_ROLE = {
 
 @pytest.mark.parametrize("email", list(PAGES_BY_ROLE))
 def test_every_page_works_on_a_390_px_screen(
-    browser: Any, server: str, email: str, tmp_path_factory: pytest.TempPathFactory
+    signed_in: Any, server: str, email: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     shots = tmp_path_factory.mktemp("screenshots")
-    context = browser.new_context(viewport=PHONE, device_scale_factor=1)
-    page = context.new_page()
-    page.goto(f"{server}/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-    try:
-        for path in PAGES_BY_ROLE[email]:
-            response = page.goto(f"{server}{path}")
-            assert response is not None and response.status == 200, path
-            # nothing wider than the screen: the page does not scroll sideways
-            width = page.evaluate("document.documentElement.scrollWidth")
-            assert width <= PHONE["width"], (path, width)
-            sign_out = page.get_by_role("button", name="Sign out")
-            box = sign_out.bounding_box()
-            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
-            shot = shots / f"{email.split('@')[0]}{path.replace('/', '_')}.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 1000
-    finally:
-        context.close()
+    page = signed_in(email, viewport=PHONE)
+    for path in PAGES_BY_ROLE[email]:
+        response = page.goto(f"{server}{path}")
+        assert response is not None and response.status == 200, path
+        # nothing wider than the screen: the page does not scroll sideways
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], (path, width)
+        box = page.get_by_role("button", name="Sign out").bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+        shot = shots / f"{email.split('@')[0]}{path.replace('/', '_')}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 1000

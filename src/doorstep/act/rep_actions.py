@@ -93,6 +93,16 @@ def acting_rep(workspace: Workspace, email: str) -> str:
     )
 
 
+def _status_and_owner(conn: Connection, lead_id: str) -> tuple[str, str | None]:
+    """A lead's status and owner; LeadActionError when there is no such lead."""
+    row = conn.execute(
+        select(Lead.status, Lead.owner_id).where(Lead.lead_id == lead_id)
+    ).one_or_none()
+    if row is None:
+        raise LeadActionError(f"there is no lead {lead_id} in this workspace.")
+    return str(row.status), row.owner_id
+
+
 def _transition(
     conn: Connection,
     lead_id: str,
@@ -104,12 +114,7 @@ def _transition(
     lead_reason: str | None = None,
     as_rep: str | None = None,
 ) -> LeadChange:
-    row = conn.execute(
-        select(Lead.status, Lead.owner_id).where(Lead.lead_id == lead_id)
-    ).one_or_none()
-    if row is None:
-        raise LeadActionError(f"there is no lead {lead_id} in this workspace.")
-    status, owner_id = row
+    status, owner_id = _status_and_owner(conn, lead_id)
     if as_rep is not None and owner_id != as_rep:
         raise LeadActionError(
             f"lead {lead_id} is routed to {owner_id or 'nobody'}, not to {as_rep}: only the rep "
@@ -217,12 +222,7 @@ def reassign_lead(
             raise LeadActionError(f"there is no rep {owner_id}; reps.csv lists them.")
         if rep.active is False:
             raise LeadActionError(f"rep {owner_id} is not active; choose an active rep.")
-        row = conn.execute(
-            select(Lead.status, Lead.owner_id).where(Lead.lead_id == lead_id)
-        ).one_or_none()
-        if row is None:
-            raise LeadActionError(f"there is no lead {lead_id} in this workspace.")
-        status, before = row
+        status, before = _status_and_owner(conn, lead_id)
         if status not in REASSIGNABLE:
             raise LeadActionError(
                 f"lead {lead_id} is {_say(status)}; only a lead that is "

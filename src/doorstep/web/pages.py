@@ -460,8 +460,17 @@ def answer_warmth_bulk(
     if not ticked:
         return tell(request, "/portal", "answer_refused",
                     reason="tick the accounts to answer first.")
-    saved = 0
-    for account in ticked:
+    refused = _save_answers(request, ctx, principal, ticked, answer, note)
+    return refused or tell(request, "/portal", "answers_saved", count=str(len(ticked)),
+                           answer=answer.strip().lower())
+
+
+def _save_answers(request: Request, ctx: AppContext, principal: Principal, accounts: list[str],
+                  answer: str, note: str) -> Response | None:
+    """Store this partner's answer on each of `accounts`; the page to show when refused (a
+    check it does not have is a 404, as if it did not exist), else None."""
+    assert principal.partner_id is not None
+    for account in accounts:
         try:
             answer_warmth_check(ctx.workspace, principal.partner_id, account, answer,
                                 note=note, answered_by=principal.email)
@@ -469,10 +478,8 @@ def answer_warmth_bulk(
             raise HTTPException(404, "there is no such warmth check.") from exc
         except InvalidAnswer as exc:
             return tell(request, "/portal", "answer_refused", reason=str(exc))
-        saved += 1
     ctx.snapshots.invalidate()
-    return tell(request, "/portal", "answers_saved", count=str(saved),
-                answer=answer.strip().lower())
+    return None
 
 
 @router.get("/portal/leads/{lead_id}")
@@ -503,16 +510,9 @@ def answer_warmth(
     note: Annotated[str, Form()] = "",
 ) -> Response:
     """Store this partner's answer to one of its warmth checks, for the next qualify run."""
-    assert principal.partner_id is not None
-    try:
-        answer_warmth_check(ctx.workspace, principal.partner_id, partner_account_id, answer,
-                            note=note, answered_by=principal.email)
-    except WarmthCheckNotFound as exc:
-        raise HTTPException(404, "there is no such warmth check.") from exc
-    except InvalidAnswer as exc:
-        return tell(request, "/portal", "answer_refused", reason=str(exc))
-    ctx.snapshots.invalidate()
-    return tell(request, "/portal", "answer_saved", partner_account_id=partner_account_id)
+    refused = _save_answers(request, ctx, principal, [partner_account_id], answer, note)
+    return refused or tell(request, "/portal", "answer_saved",
+                           partner_account_id=partner_account_id)
 
 
 @router.get("/portal/outcomes.csv")
