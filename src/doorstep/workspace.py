@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from doorstep.config import CONFIG_FILE, Config, ConfigError, database_url, load_config
 from doorstep.store import Store, open_store
-from doorstep.store.models import ImportRun
+from doorstep.store.models import Account
 
 DATA_DIR = "data"
 
@@ -47,9 +47,9 @@ def open_workspace(path: Path | str, *, must_exist: bool = True) -> Workspace:
 
 
 def require_imported(workspace: Workspace) -> None:
-    """Stop with one sentence when nothing was ever imported into the workspace's store."""
+    """Stop with one sentence when the workspace's store holds none of our accounts yet."""
     with workspace.store.engine.connect() as conn:
-        imported = conn.execute(select(ImportRun.import_id).limit(1)).first()
+        imported = conn.execute(select(Account.account_id).limit(1)).first()
     if imported is None:
         raise ConfigError(
             f"nothing has been imported into {workspace.path} yet: run "
