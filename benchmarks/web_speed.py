@@ -44,11 +44,14 @@ NOW = datetime.now().replace(microsecond=0)
 PARTNERS = 10
 REPS = 200
 CHUNK = 100_000
-WEB_INDEXES = {  # what migration 0004 adds for the pages, to drop for the baseline
+WEB_INDEXES = {  # what migrations 0004 and 0010 add for the pages, to drop for the baseline
     "ix_leads_partner_updated": "leads (partner_id, updated_at, lead_id)",
     "ix_leads_owner_due": "leads (owner_id, due_at, lead_id)",
     "ix_leads_status_due": "leads (status, due_at, lead_id)",
     "ix_overlaps_partner": "overlaps (partner_id, partner_account_id)",
+    **{f"ix_leads_by_{c}": f"leads ({c}, lead_id)"
+       for c in ("due_at", "updated_at", "created_at", "warmth_score", "fit_score")},
+    "ix_accounts_name_lower": "accounts (lower(name))",
 }
 # The lifecycle share of doorstep leads, roughly as a busy year leaves them.
 STATUSES = (
@@ -258,7 +261,15 @@ def main() -> None:
             ("dashboard", "/dashboard", "admin"),
             ("all leads, first page", "/leads", "admin"),
             ("leads of one status", "/leads?status=routed", "admin"),
-            ("all leads, halfway (by key)", f"/leads?after={any_lead}", "admin"),
+            ("leads sorted by warmth, highest first", "/leads?sort=warmth&desc=true", "admin"),
+            ("leads sorted by last change, page 100", "/leads?sort=updated&offset=4950",
+             "admin"),
+            ("leads of one owner by fit", "/leads?owner=r7&sort=fit", "admin"),
+            ("leads of one partner, failed warmth, by due",
+             "/leads?partner=p3&gate=warmth&sort=due", "admin"),
+            ("leads searched by account name", "/leads?q=company%2012345", "admin"),
+            ("leads searched by partner name, by warmth", "/leads?q=partner%203&sort=warmth",
+             "admin"),
             ("leads of one status, page 200", "/leads?status=routed&offset=9950", "admin"),
             ("one lead with history", f"/leads/{any_lead}", "admin"),
             ("a partner's portal (staff view)", "/partners/p3", "partner_manager"),

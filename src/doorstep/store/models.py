@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -309,6 +320,10 @@ Index("ix_leads_partner_updated", Lead.partner_id, Lead.updated_at, Lead.lead_id
 Index("ix_leads_owner_due", Lead.owner_id, Lead.due_at, Lead.lead_id)
 Index("ix_leads_status_due", Lead.status, Lead.due_at, Lead.lead_id)
 Index("ix_overlaps_partner", Overlap.partner_id, Overlap.partner_account_id)
+# The leads list: sorted by any of these columns, a page at a time; accounts by name prefix.
+for _column in ("due_at", "updated_at", "created_at", "warmth_score", "fit_score"):
+    Index(f"ix_leads_by_{_column}", getattr(Lead, _column), Lead.lead_id)
+Index("ix_accounts_name_lower", func.lower(Account.name))
 
 
 # --- partner exchange ----------------------------------------------------------------------

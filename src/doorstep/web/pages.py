@@ -28,7 +28,7 @@ from doorstep.feedback import (
 from doorstep.feedback.digest import OUTCOME_LABELS, conversion_text
 from doorstep.feedback.warmth import ANSWER_MEANINGS, CHECK_AGES
 from doorstep.ingest.contract import RELATIONSHIPS
-from doorstep.lifecycle import ACTION_LABELS, EQL
+from doorstep.lifecycle import ACTION_LABELS, EQL, STATUSES
 from doorstep.measure import format as fmt
 from doorstep.measure.format import pct
 from doorstep.measure.model import DOORSTEP
@@ -67,13 +67,16 @@ from doorstep.web.deps import (
 )
 from doorstep.web.notices import FLASH, flash, notice_text
 from doorstep.web.queries import (
+    GATE_NAMES,
+    LEAD_SORTS,
     MAX_OFFSET,
     PAGE_SIZE,
+    LeadFilters,
     LeadView,
     account_matches,
     account_related,
     active_reps,
-    leads_page,
+    find_leads,
     overdue_motions,
     partner_exists,
     partner_names,
@@ -276,18 +279,24 @@ def refresh_dashboard(ctx: Context, principal: Staff) -> Response:
 
 @router.get("/leads")
 def leads(
-    request: Request, ctx: Context, principal: Staff, status: str | None = None,
-    after: str | None = None, offset: Offset = 0,
+    request: Request, ctx: Context, principal: Staff, offset: Offset = 0,
+    q: Annotated[str, Query(max_length=200)] = "", status: str = "", owner: str = "",
+    partner: str = "", gate: str = "", sort: str = "lead", desc: bool = False,
 ) -> Response:
-    """Every lead a page at a time: all by id (paged by the last id), or of one status."""
+    """Every lead, a page at a time: searched by account or partner name, filtered by owner,
+    partner, status and failed gate, sorted by any column; page links keep all of it."""
+    filters = LeadFilters(q=q.strip(), status=status, owner=owner, partner=partner,
+                          gate=gate if gate in GATE_NAMES else "")
+    sort = sort if sort in LEAD_SORTS else "lead"
     with ctx.workspace.store.engine.connect() as conn:
-        rows = leads_page(conn, now(), status=status or None, after=after, offset=offset,
+        rows = find_leads(conn, now(), filters, sort=sort, descending=desc, offset=offset,
                           limit=PAGE_SIZE + 1)
-    page = rows[:PAGE_SIZE]
-    more = len(rows) > PAGE_SIZE
-    next_after = page[-1].lead_id if more and not status else None
-    return render(request, ctx, "leads.html", principal, leads=page, more=more, offset=offset,
-                  status=status or "", after=after, next_after=next_after)
+        reps = active_reps(conn)
+        partners = partner_names(conn)
+    return render(request, ctx, "leads.html", principal, leads=rows[:PAGE_SIZE],
+                  more=len(rows) > PAGE_SIZE, offset=offset, filters=filters, sort=sort,
+                  desc=desc, reps=reps, partners=partners, gates=GATE_NAMES,
+                  statuses=STATUSES)
 
 
 def _lead_in_scope(ctx: AppContext, principal: Principal, lead_id: str) -> LeadView:

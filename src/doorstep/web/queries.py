@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlencode
 
 from sqlalchemy import Connection, and_, func, or_, select
 
@@ -230,6 +231,72 @@ def leads_page(
             ids = ids.where(Lead.lead_id > after)
         ids = ids.order_by(Lead.lead_id)
     return _views(conn, ids.offset(offset).limit(limit), now)
+
+
+# The leads list's sort keys and the columns they sort by (each has an index that starts with
+# it, so that a page costs the page, not a sort of every lead).
+LEAD_SORTS = {
+    "lead": Lead.lead_id, "due": Lead.due_at, "updated": Lead.updated_at,
+    "created": Lead.created_at, "warmth": Lead.warmth_score, "fit": Lead.fit_score,
+    "status": Lead.status, "owner": Lead.owner_id, "partner": Lead.partner_id,
+}
+GATE_NAMES = ("overlap", "warmth", "fit", "motion")
+
+
+@dataclass(frozen=True)
+class LeadFilters:
+    """What the leads list narrows to: a name search and four filters, all optional."""
+
+    q: str = ""
+    status: str = ""
+    owner: str = ""
+    partner: str = ""
+    gate: str = ""
+
+    def query_string(self) -> str:
+        """The filters as URL parameters (`&`-joined, empty ones left out), for page links."""
+        return urlencode({k: v for k, v in vars(self).items() if v})
+
+
+def _name_prefix(column: Any, text: str) -> Any:
+    """`lower(column)` starts with `text`, as a range the expression index answers."""
+    start = text.lower()
+    return and_(func.lower(column) >= start, func.lower(column) < start + "\U0010ffff")
+
+
+def find_leads(
+    conn: Connection,
+    now: datetime,
+    filters: LeadFilters,
+    *,
+    sort: str = "lead",
+    descending: bool = False,
+    offset: int = 0,
+    limit: int = PAGE_SIZE,
+) -> list[LeadView]:
+    """One page of leads matching `filters`, sorted by `sort` (a key of LEAD_SORTS).
+
+    `q` finds leads whose account name, or whose partner's name, starts with it (case
+    ignored); `gate` keeps leads that failed that gate.
+    """
+    offset, limit = _page(offset, limit)
+    ids = select(Lead.lead_id)
+    if filters.status:
+        ids = ids.where(Lead.status == filters.status)
+    if filters.owner:
+        ids = ids.where(Lead.owner_id == filters.owner)
+    if filters.partner:
+        ids = ids.where(Lead.partner_id == filters.partner)
+    if filters.gate in GATE_NAMES:
+        ids = ids.where(Lead.failed_gates.contains(filters.gate))
+    if filters.q.strip():
+        text = filters.q.strip()
+        accounts = select(Account.account_id).where(_name_prefix(Account.name, text))
+        partners = select(Partner.partner_id).where(_name_prefix(Partner.name, text))
+        ids = ids.where(or_(Lead.account_id.in_(accounts), Lead.partner_id.in_(partners)))
+    column = LEAD_SORTS.get(sort, Lead.lead_id)
+    order = (column.desc(), Lead.lead_id.desc()) if descending else (column, Lead.lead_id)
+    return _views(conn, ids.order_by(*order).offset(offset).limit(limit), now)
 
 
 def overdue_motions(
