@@ -219,7 +219,10 @@ def main() -> None:
     auth._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     root = Path(tempfile.mkdtemp(prefix="doorstep-bench-web-"))
     url = f"sqlite:///{root / 'doorstep.db'}"
-    (root / CONFIG_FILE).write_text(f'[store]\nurl = "{url}"\n', encoding="utf-8")
+    # every partner may see the overlaps it shares with us, so its pages and API hold leads
+    sharing = "".join(f'[sharing.p{i}]\ncustomers = "overlaps"\nprospects = "overlaps"\n'
+                      for i in range(PARTNERS))
+    (root / CONFIG_FILE).write_text(f'[store]\nurl = "{url}"\n{sharing}', encoding="utf-8")
     try:
         with console.status(f"writing {args.leads:,} leads and what surrounds them"):
             counts, generated = measure(lambda: generate(url, args.leads))
