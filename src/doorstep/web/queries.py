@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, and_, false, func, or_, select
 
 from doorstep.lifecycle import QUEUE_STATUSES, is_overdue, late_actions
 from doorstep.store.models import (
@@ -241,6 +241,7 @@ LEAD_SORTS = {
     "status": Lead.status, "owner": Lead.owner_id, "partner": Lead.partner_id,
 }
 GATE_NAMES = ("overlap", "warmth", "fit", "motion")
+SEARCH_LIST = 1_000  # accounts a name search lists by key before it leaves them to a subquery
 
 
 @dataclass(frozen=True)
@@ -291,9 +292,19 @@ def find_leads(
         ids = ids.where(Lead.failed_gates.contains(filters.gate))
     if filters.q.strip():
         text = filters.q.strip()
-        accounts = select(Account.account_id).where(_name_prefix(Account.name, text))
-        partners = select(Partner.partner_id).where(_name_prefix(Partner.name, text))
-        ids = ids.where(or_(Lead.account_id.in_(accounts), Lead.partner_id.in_(partners)))
+        # Names found first, by the expression index; a short list then joins by key (a long
+        # one, from a vague search, stays a subquery).
+        accounts: Any = select(Account.account_id).where(_name_prefix(Account.name, text))
+        found = list(conn.execute(accounts.limit(SEARCH_LIST + 1)).scalars())
+        if len(found) <= SEARCH_LIST:
+            accounts = found
+        partners = list(conn.execute(
+            select(Partner.partner_id).where(_name_prefix(Partner.name, text))).scalars())
+        # only the conditions that can hold: an always-false one beside them would keep the
+        # database from looking the others up by index
+        matches = [*([Lead.account_id.in_(accounts)] if len(found) else []),
+                   *([Lead.partner_id.in_(partners)] if partners else [])]
+        ids = ids.where(or_(*matches) if matches else false())
     column = LEAD_SORTS.get(sort, Lead.lead_id)
     order = (column.desc(), Lead.lead_id.desc()) if descending else (column, Lead.lead_id)
     return _views(conn, ids.order_by(*order).offset(offset).limit(limit), now)

@@ -13,6 +13,7 @@ from doorstep.act import LeadActionError, LeadChange, accept_lead, mark_intro_ma
 from doorstep.feedback import Scorecard, partner_digest
 from doorstep.share.policy import OVERLAPS, partner_visibility, sees_all, visible_clause
 from doorstep.store.models import Lead, Overlap, WarmthRequest
+from doorstep.store.queries import data_stamp
 from doorstep.web.auth import REP, Principal
 from doorstep.web.deps import AppContext, now
 from doorstep.web.queries import LeadView, lead_by_id
@@ -99,5 +100,11 @@ def partner_scorecard(ctx: AppContext, view: PartnerView) -> Scorecard | None:
         return None
     if view.sees_all:
         return snapshot.scorecards.get(view.partner_id)
-    return partner_digest(ctx.workspace, view.partner_id, report=snapshot.report,
-                          amounts=ctx.share_amounts).scorecard
+    with ctx.workspace.store.engine.connect() as conn:
+        stamp = data_stamp(conn)  # the partner's levels are part of it
+    # counted once per snapshot and sharing levels: seconds at a million leads
+    return ctx.snapshots.remember(
+        ("partner scorecard", view.partner_id, stamp, ctx.share_amounts),
+        lambda: partner_digest(ctx.workspace, view.partner_id, report=snapshot.report,
+                               amounts=ctx.share_amounts).scorecard,
+    )

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from filelock import FileLock, Timeout
 
@@ -34,6 +34,7 @@ from doorstep.web.queries import overdue_counts
 from doorstep.workspace import Workspace
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 RETRY_SECONDS = 60.0
 
 
@@ -128,6 +129,8 @@ class SnapshotCache:
         self._thread: threading.Thread | None = None
         self._failed_at: float | None = None
         self.error: str | None = None
+        self._memo: dict[Any, Any] = {}
+        self._memo_for: datetime | None = None
         if shared is not None:
             shared.mkdir(mode=0o700, parents=True, exist_ok=True)
 
@@ -238,6 +241,22 @@ class SnapshotCache:
             if self._snapshot is None and wait > 0:
                 self._ready.wait(wait)
         return self._snapshot
+
+    def remember(self, key: Any, compute: Callable[[], T]) -> T:
+        """`compute()`'s result, computed once per snapshot for each `key`: figures derived
+        from the dashboard's numbers (a partner's scorecard under its sharing levels)."""
+        current = self._snapshot
+        stamp = current.computed_at if current is not None else None
+        with self._lock:
+            if self._memo_for != stamp:
+                self._memo, self._memo_for = {}, stamp
+            if key in self._memo:
+                return cast(T, self._memo[key])
+        value = compute()
+        with self._lock:
+            if self._memo_for == stamp:
+                self._memo[key] = value
+        return value
 
     def invalidate(self) -> None:
         """Mark the snapshot stale, e.g. after a change made through the web app (in every
