@@ -167,6 +167,58 @@ def test_a_partner_answers_a_warmth_check_and_sees_its_outcomes(
     assert tuple(answer) == ("strong", "their CFO is a friend", "kim@cloudway.example")
 
 
+def test_an_admin_filters_and_sorts_the_leads_list(signed_in: Any, world: Workspace) -> None:
+    page = signed_in("admin@example.com")
+    page.goto(page.url.replace("/dashboard", "/leads"))
+    page.locator("select[name=partner]").select_option("p1")
+    page.locator("form.filters button[type=submit]").click()
+    page.wait_for_load_state()
+    page.get_by_role("link", name="warmth").click()
+    page.wait_for_load_state()
+    assert "partner=p1" in page.url and "sort=warmth" in page.url
+    shown = page.locator("table.leads tbody tr[data-lead]").evaluate_all(
+        "rows => rows.map(r => r.dataset.lead)")
+    with world.store.engine.connect() as conn:
+        ours = conn.execute(select(Lead.lead_id, Lead.warmth_score)
+                            .where(Lead.partner_id == "p1")).all()
+    assert set(shown) == {lead_id for lead_id, _ in ours}
+    scores = dict(ours)
+    known = [scores[i] for i in shown if scores[i] is not None]
+    assert known == sorted(known)
+
+
+def test_an_admin_reassigns_a_lead_from_a_reps_queue(signed_in: Any, world: Workspace) -> None:
+    page = signed_in("admin@example.com")
+    page.goto(page.url.replace("/dashboard", "/queue?rep=r1"))
+    card = page.locator("#lead-L-a3")
+    card.locator("form.reassign select[name=owner_id]").select_option("r2")
+    card.locator("button.reassign").click()
+    sync_api.expect(page.locator(".notice")).to_contain_text("Lead L-a3 reassigned to r2")
+    sync_api.expect(page.locator("#lead-L-a3")).to_have_count(1)  # now in r2's queue
+    assert "rep=r2" in page.url
+    with world.store.engine.connect() as conn:
+        owner = conn.execute(select(Lead.owner_id).where(Lead.lead_id == "L-a3")).scalar_one()
+    assert owner == "r2"
+
+
+def test_a_partner_answers_several_checks_at_once(signed_in: Any, world: Workspace) -> None:
+    page = signed_in("lee@datastack.example")
+    rows = page.locator("tr.check")
+    count = rows.count()
+    assert count >= 1
+    for i in range(count):
+        rows.nth(i).locator('input[type=checkbox][form="bulk-answer"]').check()
+    page.locator("#bulk-answer select[name=answer]").select_option("none")
+    page.locator("#bulk-answer button[type=submit]").click()
+    sync_api.expect(page.locator(".notice")).to_contain_text("saved as none")
+    sync_api.expect(page.locator("tr.check")).to_have_count(0)
+    with world.store.engine.connect() as conn:
+        answers = conn.execute(select(WarmthAnswer.answer).where(
+            WarmthAnswer.partner_id == "p2", WarmthAnswer.answered_by == "lee@datastack.example"
+        )).scalars().all()
+    assert answers.count("none") == count
+
+
 PHONE = {"width": 390, "height": 844}
 PAGES_BY_ROLE = {
     "admin@example.com": ("/dashboard", "/leads", "/leads/L-a1", "/queue?rep=r1", "/settings"),

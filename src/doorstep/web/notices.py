@@ -31,7 +31,7 @@ NOTICES = {
     "lead_refused": Notice("{reason}", "That action could not be done.", problem=True),
     "answer_saved": Notice("Thank you: your answer on {partner_account_id} is saved.",
                            "Thank you: your answer is saved."),
-    "answers_saved": Notice("Thank you: {count} answers saved as {answer}.",
+    "answers_saved": Notice("Thank you: {answers} saved as {answer}.",
                             "Thank you: your answers are saved."),
     "answer_refused": Notice("{reason}", "That answer could not be saved.", problem=True),
     "user_saved": Notice("User {email} {verb}.", "User saved."),

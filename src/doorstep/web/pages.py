@@ -470,7 +470,8 @@ def answer_warmth_bulk(
         return tell(request, "/portal", "answer_refused",
                     reason="tick the accounts to answer first.")
     refused = _save_answers(request, ctx, principal, ticked, answer, note)
-    return refused or tell(request, "/portal", "answers_saved", count=str(len(ticked)),
+    saved = f"{len(ticked):,} {'answer' if len(ticked) == 1 else 'answers'}"
+    return refused or tell(request, "/portal", "answers_saved", answers=saved,
                            answer=answer.strip().lower())
 
 
