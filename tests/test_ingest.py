@@ -166,9 +166,9 @@ def test_missing_file_stops_the_import_and_changes_nothing(
     small_workspace: Path, store: Store
 ) -> None:
     import_workspace(small_workspace, store)
-    (small_workspace / "data" / "opportunities.csv").unlink()
+    (small_workspace / "data" / "partner_accounts.csv").unlink()
     write_table(small_workspace, "accounts", [{**SMALL_WORLD["accounts"][0], "name": "Changed"}])
-    with pytest.raises(ImportFailure, match=r"opportunities\.csv is missing"):
+    with pytest.raises(ImportFailure, match=r"partner_accounts\.csv is missing"):
         import_workspace(small_workspace, store)
     with store.engine.connect() as conn:
         assert (

@@ -168,6 +168,9 @@ def print_import(workspace: Workspace, report: ImportReport) -> None:
             f"with their reasons: "
             f"doorstep export {workspace.path} quarantine"
         )
+    if report.absent:
+        console.print(f"No file for {', '.join(report.absent)}: "
+                      f"{plural(len(report.absent), 'an empty table', 'empty tables')}.")
     gone = {n: c.not_in_file for n, c in report.tables.items() if c.not_in_file}
     if gone:
         listed = ", ".join(f"{n} {k:,}" for n, k in gone.items())

@@ -259,8 +259,28 @@ class ShareConfig(_Section):
     )
 
 
+class ImportConfig(_Section):
+    encoding: str = Field(
+        "utf-8", description="the text encoding of CSV files without a byte-order mark "
+        "(UTF-8 and UTF-16 with one are recognised by it)"
+    )
+
+    @model_validator(mode="after")
+    def _known_encoding(self) -> ImportConfig:
+        import codecs
+
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError as exc:
+            raise ValueError(f"unknown encoding {self.encoding!r}; use a Python codec name "
+                             "such as utf-8, cp1252 or latin-1") from exc
+        return self
+
+
 class Config(_Section):
     """Everything in doorstep.toml; every key has a default."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     populations: dict[str, PopulationConfig] = Field(default_factory=dict)
     sharing: dict[str, SharingPolicy] = Field(default_factory=dict)
@@ -275,6 +295,7 @@ class Config(_Section):
     act: ActConfig = Field(default_factory=lambda: ActConfig())
     measure: MeasureConfig = Field(default_factory=lambda: MeasureConfig())
     web: WebConfig = Field(default_factory=lambda: WebConfig())
+    import_: ImportConfig = Field(default_factory=lambda: ImportConfig(), alias="import")
 
 
 def _describe(error: Any) -> str:
@@ -419,6 +440,12 @@ window_days = 90
 # Share of EQLs that get no motion (a stable draw by lead id), so the report can measure the
 # motion's lift against them. 0 means no holdout.
 holdout_share = 0.0
+
+[import]
+# CSV files: the delimiter (, ; tab |) is found from the header, UTF-8 and UTF-16 files with a
+# byte-order mark are recognised, and headers match after folding case, spaces and punctuation
+# ("Partner Account ID" is partner_account_id). Files without a byte-order mark are read as:
+encoding = "utf-8"        # e.g. "cp1252" for files saved by older Windows tools
 
 [web]
 # Show opportunity amounts to partner users in the portal.

@@ -61,7 +61,8 @@ def _call(
     if name == "import":
         from doorstep.ingest import import_workspace
 
-        return import_workspace(workspace.path, workspace.store, progress=progress)
+        return import_workspace(workspace.path, workspace.store, progress=progress,
+                                encoding=workspace.config.import_.encoding)
     if name == "map":
         from doorstep.map.stage import map_accounts
 

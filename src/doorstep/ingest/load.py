@@ -13,7 +13,7 @@ import pyarrow as pa
 from sqlalchemy import Connection, delete, insert, select, update
 
 from doorstep.ingest.contract import TABLES, Table
-from doorstep.ingest.read import ROW, TableFile, locate_all, read_table_file
+from doorstep.ingest.read import ROW, TableFile, empty_table_file, locate_all, read_table_file
 from doorstep.ingest.validate import Checked, check_table
 from doorstep.store import Store
 from doorstep.store.db import hold_stage_lock
@@ -48,6 +48,7 @@ class ImportReport:
 
     import_id: int
     tables: dict[str, TableCounts] = field(default_factory=dict)
+    absent: list[str] = field(default_factory=list)  # optional tables without a file
 
     @property
     def quarantined(self) -> int:
@@ -210,7 +211,11 @@ def _quarantine_rows(
 
 
 def import_workspace(
-    workspace: Path, store: Store, *, progress: ImportProgress | None = None
+    workspace: Path,
+    store: Store,
+    *,
+    progress: ImportProgress | None = None,
+    encoding: str = "utf-8",
 ) -> ImportReport:
     """Validate every table of the workspace and load it into the store in one transaction.
 
@@ -219,13 +224,18 @@ def import_workspace(
     """
     paths = locate_all(workspace / "data")
     files: dict[str, TableFile] = {}
+    absent = [name for name, path in paths.items() if path is None]
     for table in TABLES:
 
         def read_progress(done: int, total: int, name: str = table.name) -> None:
             if progress:
                 progress("read", name, done, total)
 
-        files[table.name] = read_table_file(paths[table.name], table, read_progress)
+        path = paths[table.name]
+        files[table.name] = (
+            empty_table_file(workspace / "data", table) if path is None
+            else read_table_file(path, table, read_progress, encoding=encoding)
+        )
 
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
@@ -239,13 +249,13 @@ def import_workspace(
             insert(ImportRun).values(started_at=started, counts={}).returning(ImportRun.import_id)
         )
         import_id = int(run.scalar_one())
-        report = ImportReport(import_id)
+        report = ImportReport(import_id, absent=absent)
         conn.execute(delete(QuarantinedRow))
         for table in TABLES:
             table_file, result = files[table.name], checked[table.name]
             bad_rows = set(result.problems.column(ROW).to_pylist())
             counts = TableCounts(
-                file=str(table_file.path.name),
+                file="(no file)" if table.name in absent else str(table_file.path.name),
                 read=table_file.rows_read,
                 quarantined=len(bad_rows) + len(table_file.rejected),
             )

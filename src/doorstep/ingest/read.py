@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,8 +68,9 @@ def locate(data_dir: Path, table: Table) -> Path:
     ]
     if not found:
         raise ImportFailure(
-            f"{data_dir / (table.name + '.csv')} is missing: every table of the data contract "
-            f"needs a file (doorstep init writes empty ones with headers); add it and retry."
+            f"{data_dir / (table.name + '.csv')} is missing: accounts, partners and "
+            f"partner_accounts need a file (doorstep init writes them with headers); add it "
+            f"and retry."
         )
     if len(found) > 1:
         raise ImportFailure(
@@ -76,8 +79,20 @@ def locate(data_dir: Path, table: Table) -> Path:
     return found[0]
 
 
+_FOLD = re.compile(r"[^0-9a-z]+")
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def fold_header(name: str) -> str:
+    """A header as the contract spells its columns: lower case, words joined by "_"
+    ("Partner Account ID" → "partner_account_id")."""
+    return _FOLD.sub("_", name.strip().lower()).strip("_")
+
+
 def _check_header(path: Path, table: Table, header: list[str]) -> list[str]:
-    names = [h.strip() for h in header]
+    contract = set(table.column_names)
+    # a header that folds to a contract column is that column; any other keeps its spelling
+    names = [fold_header(h) if fold_header(h) in contract else h.strip() for h in header]
     seen: set[str] = set()
     for name in names:
         if not name:
@@ -107,12 +122,51 @@ def _oversized(names: list[str], record: list[str], row: int) -> RejectedRow | N
     return None
 
 
-def _read_csv(path: Path, table: Table, progress: ReadProgress | None) -> TableFile:
+def _encoding_of(path: Path, default: str) -> str:
+    """UTF-8 or UTF-16 by the file's byte-order mark, else `default`."""
+    with path.open("rb") as f:
+        start = f.read(4)
+    if start.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"  # Excel's "Unicode text"
+    return "utf-8-sig" if default.replace("_", "-").lower() in ("utf-8", "utf8") else default
+
+
+def _delimiter_of(path: Path, encoding: str) -> str:
+    """The delimiter the header line uses most: , ; tab or |."""
+    try:
+        with path.open(encoding=encoding, newline="") as f:
+            header = f.readline()
+    except (UnicodeDecodeError, UnicodeError):
+        return ","  # the read that follows names the bad byte
+    counts = {d: header.count(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def _bad_byte_line(path: Path, encoding: str) -> tuple[int, int]:
+    """The line (from 1) holding the first byte `encoding` cannot decode, and its column."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with path.open("rb") as f:
+        for number, line in enumerate(f, start=1):
+            try:
+                decoder.decode(line)
+            except UnicodeDecodeError as exc:
+                return number, exc.start + 1
+    return 0, 0
+
+
+def _read_csv(
+    path: Path, table: Table, progress: ReadProgress | None, default_encoding: str = "utf-8"
+) -> TableFile:
     csv.field_size_limit(max(csv.field_size_limit(), _READ_LIMIT))
     total = path.stat().st_size
+    encoding = _encoding_of(path, default_encoding)
+    delimiter = _delimiter_of(path, encoding)
     with path.open("rb") as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-        reader = csv.reader(text)
+        text = io.TextIOWrapper(raw, encoding=encoding, newline="")
+        reader = csv.reader(text, delimiter=delimiter)
         row_number = 1
         try:
             header = next(reader, None)
@@ -147,8 +201,12 @@ def _read_csv(path: Path, table: Table, progress: ReadProgress | None) -> TableF
                     if progress:
                         progress(raw.tell(), total)
         except UnicodeDecodeError as exc:
+            line, column = _bad_byte_line(path, encoding)
+            shown = {"utf-8-sig": "UTF-8", "utf-16": "UTF-16"}.get(encoding, encoding)
             raise ImportFailure(
-                f"{path} is not UTF-8 text (near row {row_number + 1}): save it as UTF-8 and retry."
+                f"{path}, line {line}, character {column}: a byte that is not {shown} text; "
+                f"save the file as UTF-8, or name its encoding in doorstep.toml "
+                f'([import] encoding = "cp1252", say), and retry.'
             ) from exc
         except csv.Error as exc:
             raise ImportFailure(
@@ -207,18 +265,46 @@ def _read_parquet(path: Path, table: Table, progress: ReadProgress | None) -> Ta
     return TableFile(table, path, data, extra)
 
 
-def read_table_file(path: Path, table: Table, progress: ReadProgress | None = None) -> TableFile:
-    """Read one workspace file as text columns; stop with ImportFailure when it is unusable."""
+def read_table_file(
+    path: Path, table: Table, progress: ReadProgress | None = None, *, encoding: str = "utf-8"
+) -> TableFile:
+    """Read one workspace file as text columns; stop with ImportFailure when it is unusable.
+
+    `encoding` is for CSV files without a byte-order mark.
+    """
     if path.suffix == ".parquet":
         return _read_parquet(path, table, progress)
-    return _read_csv(path, table, progress)
+    return _read_csv(path, table, progress, encoding)
 
 
-def locate_all(data_dir: Path) -> dict[str, Path]:
-    """Every table's file, checked to exist before anything is read."""
+def empty_table_file(data_dir: Path, table: Table) -> TableFile:
+    """An optional table without a file: no rows."""
+    columns = [pa.array([], type=pa.string()) for _ in table.column_names]
+    data = pa.Table.from_arrays([*columns, pa.array([], type=pa.int64())],
+                                names=[*table.column_names, ROW])
+    return TableFile(table, data_dir / f"{table.name}.csv", data, [])
+
+
+# Without these there is nothing to map; every other table may be left out (an empty table).
+REQUIRED_TABLES = ("accounts", "partners", "partner_accounts")
+
+
+def locate_all(data_dir: Path) -> dict[str, Path | None]:
+    """Every table's file (None for an optional table without one), checked before anything
+    is read."""
     if not data_dir.is_dir():
         raise ImportFailure(
             f"{data_dir} does not exist: run `doorstep init` on the workspace, "
             "add your tables and retry."
         )
-    return {t.name: locate(data_dir, t) for t in TABLES}
+    found: dict[str, Path | None] = {}
+    for t in TABLES:
+        try:
+            found[t.name] = locate(data_dir, t)
+        except ImportFailure:
+            if t.name in REQUIRED_TABLES or any(
+                (data_dir / f"{t.name}{ext}").exists() for ext in FORMATS
+            ):
+                raise
+            found[t.name] = None
+    return found
