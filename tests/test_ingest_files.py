@@ -101,3 +101,69 @@ def test_a_required_table_may_not_be_absent(small_workspace: Path) -> None:
     (small_workspace / "data" / "partners.csv").unlink()
     result = CliRunner().invoke(app, ["import", str(small_workspace)])
     assert result.exit_code == 1 and "partners.csv is missing" in result.output
+
+
+def quarantine_reasons(store: Store) -> dict[str, str]:
+    from doorstep.store.models import QuarantinedRow
+
+    with store.engine.connect() as conn:
+        return {r.column_name: r.reason for r in conn.execute(select(QuarantinedRow))}
+
+
+def with_values(workspace: Path, **changes: str) -> None:
+    from conftest import write_table
+
+    first = SMALL_WORLD["accounts"][0]
+    write_table(workspace, "accounts", [*SMALL_WORLD["accounts"],
+                                        {**first, "account_id": "a9", **changes}])
+
+
+def test_us_dates_and_grouped_numbers_load_as_declared(small_workspace: Path, store: Store) -> None:
+    from conftest import write_table
+
+    row = {**SMALL_WORLD["partner_accounts"][0], "partner_account_id": "x9",
+           "last_activity_at": "11/10/2026", "customer_since": "3/7/2024"}
+    write_table(small_workspace, "partner_accounts", [*SMALL_WORLD["partner_accounts"], row])
+    with_values(small_workspace, employees="4,000", annual_revenue="1,250,000.50")
+    assert import_workspace(small_workspace, store, date_format="MM/DD/YYYY").quarantined == 0
+    with store.engine.connect() as conn:
+        account = conn.execute(select(Account).where(Account.account_id == "a9")).one()
+        partner = conn.execute(select(PartnerAccount).where(
+            PartnerAccount.partner_account_id == "x9")).one()
+    assert (account.employees, account.annual_revenue) == (4000, 1_250_000.5)
+    assert str(partner.last_activity_at).startswith("2026-11-10")
+    assert str(partner.customer_since) == "2024-03-07"
+
+
+def test_european_numbers_and_dates_load_as_declared(small_workspace: Path, store: Store) -> None:
+    with_values(small_workspace, employees="4.000", annual_revenue="1.250.000,5")
+    assert import_workspace(small_workspace, store, date_format="DD.MM.YYYY",
+                            decimal=",").quarantined == 0
+    with store.engine.connect() as conn:
+        account = conn.execute(select(Account).where(Account.account_id == "a9")).one()
+    assert (account.employees, account.annual_revenue) == (4000, 1_250_000.5)
+
+
+def test_an_ambiguous_date_is_never_guessed(small_workspace: Path, store: Store) -> None:
+    from conftest import write_table
+
+    row = {**SMALL_WORLD["partner_accounts"][0], "partner_account_id": "x9",
+           "last_activity_at": "11/10/2026"}
+    write_table(small_workspace, "partner_accounts", [*SMALL_WORLD["partner_accounts"], row])
+    import_workspace(small_workspace, store)
+    assert "set [import] date_format" in quarantine_reasons(store)["last_activity_at"]
+
+
+def test_the_declared_formats_come_from_doorstep_toml(small_workspace: Path) -> None:
+    from doorstep.store import open_store
+
+    with_values(small_workspace, employees="4.000")
+    (small_workspace / "doorstep.toml").write_text('[import]\ndecimal = ","\n')
+    result = CliRunner().invoke(app, ["import", str(small_workspace)])
+    assert result.exit_code == 0, result.output
+    store = open_store(f"sqlite:///{small_workspace / 'doorstep.db'}")
+    with store.engine.connect() as conn:
+        employees = conn.execute(select(Account.employees).where(
+            Account.account_id == "a9")).scalar_one()
+    store.engine.dispose()
+    assert employees == 4000

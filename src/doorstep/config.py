@@ -260,6 +260,10 @@ class ShareConfig(_Section):
 
 
 class ImportConfig(_Section):
+    date_format: Literal["MM/DD/YYYY", "DD/MM/YYYY", "DD.MM.YYYY"] | None = Field(
+        None, description="how dates are written when not ISO 8601; unset: ISO 8601 only"
+    )
+    decimal: Literal[".", ","] = Field(".", description="the decimal mark of numbers")
     encoding: str = Field(
         "utf-8", description="the text encoding of CSV files without a byte-order mark "
         "(UTF-8 and UTF-16 with one are recognised by it)"
@@ -446,6 +450,10 @@ holdout_share = 0.0
 # byte-order mark are recognised, and headers match after folding case, spaces and punctuation
 # ("Partner Account ID" is partner_account_id). Files without a byte-order mark are read as:
 encoding = "utf-8"        # e.g. "cp1252" for files saved by older Windows tools
+# Dates are ISO 8601 (2026-11-10) unless you name how yours are written; a date such as
+# 11/10/2026 is never guessed. One of "MM/DD/YYYY", "DD/MM/YYYY", "DD.MM.YYYY".
+# date_format = "MM/DD/YYYY"
+decimal = "."             # "," for European numbers (1.234,5); thousands separators are fine
 
 [web]
 # Show opportunity amounts to partner users in the portal.

@@ -61,8 +61,10 @@ def _call(
     if name == "import":
         from doorstep.ingest import import_workspace
 
+        settings = workspace.config.import_
         return import_workspace(workspace.path, workspace.store, progress=progress,
-                                encoding=workspace.config.import_.encoding)
+                                encoding=settings.encoding, date_format=settings.date_format,
+                                decimal=settings.decimal)
     if name == "map":
         from doorstep.map.stage import map_accounts
 

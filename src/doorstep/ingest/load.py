@@ -15,6 +15,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from doorstep.ingest.contract import TABLES, Table
 from doorstep.ingest.read import ROW, TableFile, empty_table_file, locate_all, read_table_file
 from doorstep.ingest.validate import Checked, check_table
+from doorstep.ingest.values import as_declared
 from doorstep.store import Store
 from doorstep.store.db import hold_stage_lock
 from doorstep.store.models import IMPORTED_MODELS, ImportRun, QuarantinedRow
@@ -216,6 +217,8 @@ def import_workspace(
     *,
     progress: ImportProgress | None = None,
     encoding: str = "utf-8",
+    date_format: str | None = None,
+    decimal: str = ".",
 ) -> ImportReport:
     """Validate every table of the workspace and load it into the store in one transaction.
 
@@ -232,9 +235,10 @@ def import_workspace(
                 progress("read", name, done, total)
 
         path = paths[table.name]
-        files[table.name] = (
+        files[table.name] = as_declared(
             empty_table_file(workspace / "data", table) if path is None
-            else read_table_file(path, table, read_progress, encoding=encoding)
+            else read_table_file(path, table, read_progress, encoding=encoding),
+            date_format=date_format, decimal=decimal,
         )
 
     con = duckdb.connect()

@@ -77,7 +77,7 @@ def column_rules(column: Column) -> list[Rule]:
             Rule(
                 column.name,
                 present + f"({number} IS NULL OR NOT isfinite({number}))",
-                "expected a number",
+                "expected a number (for 1.234,5 set [import] decimal = \",\")",
             )
         )
         valid = f"isfinite({number})"
@@ -92,7 +92,8 @@ def column_rules(column: Column) -> list[Rule]:
                 column.name,
                 present + f"(NOT regexp_full_match({v}, '{_DATE}') "
                 f"OR TRY_CAST({v} AS DATE) IS NULL)",
-                "expected an ISO 8601 date (YYYY-MM-DD)",
+                "expected an ISO 8601 date (YYYY-MM-DD); for dates such as 11/10/2026 set "
+                "[import] date_format in doorstep.toml",
             )
         )
     elif kind == "datetime":
@@ -101,7 +102,8 @@ def column_rules(column: Column) -> list[Rule]:
                 column.name,
                 present + f"(NOT regexp_full_match({v}, '{_DATETIME}') "
                 f"OR TRY_CAST({v} AS TIMESTAMPTZ) IS NULL)",
-                "expected an ISO 8601 date or date-time (YYYY-MM-DD[THH:MM:SS])",
+                "expected an ISO 8601 date or date-time (YYYY-MM-DD[THH:MM:SS]); for dates such "
+                "as 11/10/2026 set [import] date_format in doorstep.toml",
             )
         )
     elif kind == "enum":
