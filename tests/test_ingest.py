@@ -54,62 +54,81 @@ def test_valid_workspace_loads_every_row(small_workspace: Path, store: Store) ->
     assert account.website == "https://www.northwind.de/"  # stored as given
 
 
+# A bad id, required value or reference quarantines the row; a bad optional value is left out
+# of a row that loads ("cell").
 @pytest.mark.parametrize(
-    ("table", "changes", "column", "reason"),
+    ("table", "changes", "column", "reason", "outcome"),
     [
-        ("accounts", {"account_id": "a9", "name": ""}, "name", "required value is missing"),
-        ("accounts", {"account_id": "a9", "employees": "12.5"}, "employees", "whole number"),
-        ("accounts", {"account_id": "a9", "employees": "-3"}, "employees", "at least 0"),
+        ("accounts", {"account_id": "a9", "name": ""}, "name", "required value is missing", "row"),
+        ("accounts", {"account_id": "a9", "employees": "12.5"}, "employees", "whole number",
+         "cell"),
+        ("accounts", {"account_id": "a9", "employees": "-3"}, "employees", "at least 0", "cell"),
         (
             "accounts",
             {"account_id": "a9", "annual_revenue": "lots"},
             "annual_revenue",
             "expected a number",
+            "cell",
         ),
-        ("accounts", {"account_id": "a9", "is_customer": "maybe"}, "is_customer", "true or false"),
+        ("accounts", {"account_id": "a9", "is_customer": "maybe"}, "is_customer", "true or false",
+         "cell"),
         (
             "partner_accounts",
             {"partner_account_id": "x9", "relationship": "friend"},
             "relationship",
             "one of customer, opportunity, prospect",
+            "row",
         ),
         (
             "partner_accounts",
             {"partner_account_id": "x9", "relationship_strength": "7"},
             "relationship_strength",
             "at most 5",
+            "cell",
         ),
         (
             "partner_accounts",
             {"partner_account_id": "x9", "customer_since": "01/05/2023"},
             "customer_since",
             "ISO 8601 date",
+            "cell",
         ),
-        ("leads", {"lead_id": "l9", "created_at": "yesterday"}, "created_at", "ISO 8601"),
-        ("reps", {"rep_id": "r9", "email": "not-an-email"}, "email", "email address"),
-        ("accounts", {"account_id": "a9", "owner_id": "r404"}, "owner_id", "unknown rep_id r404"),
+        (
+            "partner_accounts",
+            {"partner_account_id": "x9", "partner_owner_email": "nobody"},
+            "partner_owner_email",
+            "email address",
+            "cell",
+        ),
+        ("leads", {"lead_id": "l9", "created_at": "yesterday"}, "created_at", "ISO 8601", "row"),
+        ("reps", {"rep_id": "r9", "email": "not-an-email"}, "email", "email address", "row"),
+        ("accounts", {"account_id": "a9", "owner_id": "r404"}, "owner_id", "unknown rep_id r404",
+         "row"),
         (
             "partner_accounts",
             {"partner_id": "p404", "partner_account_id": "x9"},
             "partner_id",
             "unknown partner_id p404",
+            "row",
         ),
         (
             "warmth_answers",
             {"partner_account_id": "x404"},
             "partner_id/partner_account_id",
             "unknown partner_accounts row",
+            "row",
         ),
-        ("accounts", {}, "account_id", "duplicate id a1 (first on row 2)"),
+        ("accounts", {}, "account_id", "duplicate id a1 (first on row 2)", "row"),
     ],
 )
-def test_each_rule_quarantines_the_bad_row_with_file_row_column_and_reason(
+def test_each_rule_quarantines_the_bad_row_or_value_with_file_row_column_and_reason(
     small_workspace: Path,
     store: Store,
     table: str,
     changes: dict[str, object],
     column: str,
     reason: str,
+    outcome: str,
 ) -> None:
     with_row(small_workspace, table, **changes)
     report = import_workspace(small_workspace, store)
@@ -118,19 +137,54 @@ def test_each_rule_quarantines_the_bad_row_with_file_row_column_and_reason(
     assert problem["row_number"] == len(SMALL_WORLD[table]) + 2  # header is row 1
     assert problem["column_name"] == column
     assert reason in problem["reason"]
-    assert report.tables[table].quarantined == 1
-    assert report.tables[table].inserted == len(SMALL_WORLD[table])
+    counts = report.tables[table]
+    assert problem["row_loaded"] is (outcome == "cell")
+    assert counts.quarantined == (outcome == "row")
+    assert counts.cells_left_out == (outcome == "cell")
+    assert counts.inserted == len(SMALL_WORLD[table]) + (outcome == "cell")
+    assert counts.inserted + counts.quarantined == counts.read
 
 
-def test_a_row_referencing_a_quarantined_row_is_quarantined_too(
+def test_a_bad_optional_value_loads_its_row_and_its_dependants_without_it(
+    small_workspace: Path, store: Store
+) -> None:
+    with_row(small_workspace, "accounts", account_id="a9", employees="4,0x0")
+    with_row(small_workspace, "leads", lead_id="l9", account_id="a9")
+    report = import_workspace(small_workspace, store)
+    with store.engine.connect() as conn:
+        account = conn.execute(select(Account).where(Account.account_id == "a9")).one()
+        lead = conn.execute(select(SourceLead).where(SourceLead.lead_id == "l9")).one()
+    assert account.employees is None and account.name == SMALL_WORLD["accounts"][0]["name"]
+    assert lead.account_id == "a9"
+    assert report.quarantined == 0 and report.cells_left_out == 1
+    (group,) = report.problems
+    assert (group.table, group.column, group.value, group.loaded) == (
+        "accounts", "employees", "4,0x0", True)
+    out = io.StringIO()
+    write_csv(store, "quarantine", out)
+    (row,) = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert row["outcome"] == "row loaded without this value"
+    assert row["value"] == "4,0x0" and "whole number" in row["reason"]
+
+
+def test_a_row_referencing_a_quarantined_row_names_the_parents_file_and_row(
     small_workspace: Path, store: Store
 ) -> None:
     with_row(small_workspace, "reps", rep_id="r9", email="broken")
     with_row(small_workspace, "accounts", account_id="a9", owner_id="r9")
+    with_row(small_workspace, "partner_accounts", partner_account_id="x9", relationship="friend")
+    with_row(small_workspace, "warmth_answers", partner_account_id="x9")
     import_workspace(small_workspace, store)
     reasons = {(p["table_name"], p["column_name"]): p["reason"] for p in quarantine(store)}
-    assert reasons[("reps", "email")] == "expected an email address"
-    assert "unknown rep_id r9" in reasons[("accounts", "owner_id")]
+    assert reasons[("reps", "email")].startswith("expected an email address")
+    rep_row = len(SMALL_WORLD["reps"]) + 2
+    assert reasons[("accounts", "owner_id")].startswith(
+        f"reps r9 is row {rep_row} of reps.csv, which was quarantined (expected an email")
+    pa_row = len(SMALL_WORLD["partner_accounts"]) + 2
+    said = reasons[("warmth_answers", "partner_id/partner_account_id")]
+    assert f"is row {pa_row} of partner_accounts.csv, which was quarantined (expected one of" \
+        in said
+    assert "unknown" not in said
 
 
 def test_ragged_csv_row_is_quarantined_not_dropped(small_workspace: Path, store: Store) -> None:

@@ -162,12 +162,7 @@ def print_import(workspace: Workspace, report: ImportReport) -> None:
             styled(f"{c.quarantined:,}", "red") if c.quarantined else "0",
         )
     console.print(table)
-    if report.quarantined:
-        console.print(
-            f"{report.quarantined:,} row{'' if report.quarantined == 1 else 's'} quarantined "
-            f"with their reasons: "
-            f"doorstep export {workspace.path} quarantine"
-        )
+    print_problems(workspace, report)
     if report.absent:
         console.print(f"No file for {', '.join(report.absent)}: "
                       f"{plural(len(report.absent), 'an empty table', 'empty tables')}.")
@@ -175,6 +170,36 @@ def print_import(workspace: Workspace, report: ImportReport) -> None:
     if gone:
         listed = ", ".join(f"{n} {k:,}" for n, k in gone.items())
         console.print(f"Kept in the store though no longer in the files: {listed}.")
+
+
+SHOWN_PROBLEMS = 6
+
+
+def print_problems(workspace: Workspace, report: ImportReport) -> None:
+    """The quarantine in short: the most frequent problems, by table and column, each with the
+    first row it was found on and its fix; then where the whole list is."""
+    if not report.problems:
+        return
+    said = []
+    if report.quarantined:
+        said.append(f"{report.quarantined:,} {plural(report.quarantined, 'row')} quarantined")
+    if report.cells_left_out:
+        said.append(f"{report.cells_left_out:,} {plural(report.cells_left_out, 'value')} left "
+                    "out of rows that loaded")
+    console.print(f"{' and '.join(said)}:")
+    for group in report.problems[:SHOWN_PROBLEMS]:
+        n = group.count
+        what = (f"{n:,} {plural(n, 'value')} left out ({plural(n, 'its row', 'their rows')} "
+                "loaded)" if group.loaded else f"{n:,} {plural(n, 'row')} quarantined")
+        value = group.value if len(group.value) <= 30 else group.value[:29] + "…"
+        console.print(labelled(f"  {group.table}.{group.column}:", "bold", what))
+        console.print(f"    {group.reason}")
+        console.print(f"    first: {group.file} row {group.row}"
+                      + (f', "{value}"' if value else ""))
+    rest = len(report.problems) - SHOWN_PROBLEMS
+    more = f" ({rest:,} more {plural(rest, 'kind')} of problem)" if rest > 0 else ""
+    console.print(f"Every one, with file, row, column and value{more}: "
+                  f"doorstep export {workspace.path} quarantine")
 
 
 @app.command()

@@ -33,7 +33,7 @@ def test_init_import_export_round_trip(tmp_path: Path) -> None:
     reps = [*SMALL_WORLD["reps"], {"rep_id": "r3", "name": "Bad Email", "email": "nope"}]
     write_table(workspace, "reps", reps)
 
-    result = runner.invoke(app, ["import", str(workspace)])
+    result = result_import = runner.invoke(app, ["import", str(workspace)])
     assert result.exit_code == 0, result.output
     assert "1 row quarantined" in result.output
 
@@ -46,9 +46,13 @@ def test_init_import_export_round_trip(tmp_path: Path) -> None:
             "row": "4",
             "column": "email",
             "value": "nope",
-            "reason": "expected an email address",
+            "reason": "expected an email address such as name@example.com",
+            "outcome": "row quarantined",
         }
     ]
+    said = " ".join(result_import.output.split())
+    assert ("reps.email: 1 row quarantined expected an email address such as name@example.com "
+            'first: data/reps.csv row 4, "nope"') in said
 
     out = tmp_path / "q.csv"
     result = runner.invoke(app, ["export", str(workspace), "quarantine", "--out", str(out)])

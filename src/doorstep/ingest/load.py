@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -35,12 +36,27 @@ class TableCounts:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
-    quarantined: int = 0
+    quarantined: int = 0  # rows quarantined whole
     not_in_file: int = 0
+    cells_left_out: int = 0  # bad optional values left out of rows that loaded
 
     @property
     def loaded(self) -> int:
         return self.inserted + self.updated + self.unchanged
+
+
+@dataclass
+class ProblemGroup:
+    """Quarantined rows or values sharing a table, column and reason: how many, and the first."""
+
+    table: str
+    column: str
+    reason: str
+    count: int
+    file: str
+    row: int
+    value: str
+    loaded: bool  # the rows loaded without the values
 
 
 @dataclass
@@ -50,10 +66,15 @@ class ImportReport:
     import_id: int
     tables: dict[str, TableCounts] = field(default_factory=dict)
     absent: list[str] = field(default_factory=list)  # optional tables without a file
+    problems: list[ProblemGroup] = field(default_factory=list)  # most frequent first
 
     @property
     def quarantined(self) -> int:
         return sum(t.quarantined for t in self.tables.values())
+
+    @property
+    def cells_left_out(self) -> int:
+        return sum(t.cells_left_out for t in self.tables.values())
 
     @property
     def changed(self) -> int:
@@ -193,6 +214,8 @@ def _quarantine_rows(
             "column_name": p["column"],
             "value": p["value"],
             "reason": p["reason"],
+            "row_loaded": bool(p["loaded"]),
+            "refuses": bool(p["refuses"]),
         }
         for p in checked.problems.to_pylist()
     ]
@@ -205,10 +228,39 @@ def _quarantine_rows(
             "column_name": r.column,
             "value": r.text[:1000].replace("\x00", "\\0"),
             "reason": r.reason,
+            "row_loaded": False,
+            "refuses": True,
         }
         for r in table_file.rejected
     ]
     return rows
+
+
+def problem_groups(quarantine: list[dict[str, Any]]) -> list[ProblemGroup]:
+    """Group one table's quarantine by column and kind of reason, keeping the first of each."""
+    groups: dict[tuple[str, str, bool], ProblemGroup] = {}
+    for row in quarantine:
+        if not row["row_loaded"] and not row["refuses"]:
+            continue  # a value of a row quarantined for another reason
+        column = row["column_name"] or "(row)"
+        key = (column, _reason_kind(row["reason"], row["value"]), row["row_loaded"])
+        group = groups.get(key)
+        if group is None:
+            groups[key] = ProblemGroup(
+                row["table_name"], column, row["reason"], 1, row["file"], row["row_number"],
+                row["value"] or "", row["row_loaded"],
+            )
+        else:
+            group.count += 1
+    return list(groups.values())
+
+
+def _reason_kind(reason: str, value: str | None) -> str:
+    """A reason without the values it quotes ("unknown rep_id r9 (not in reps)" and "... r8 ..."
+    are one kind)."""
+    if value and value.strip():
+        reason = reason.replace(value.strip(), "#")
+    return re.sub(r"\d+", "#", reason)
 
 
 def import_workspace(
@@ -257,17 +309,20 @@ def import_workspace(
         conn.execute(delete(QuarantinedRow))
         for table in TABLES:
             table_file, result = files[table.name], checked[table.name]
-            bad_rows = set(result.problems.column(ROW).to_pylist())
             counts = TableCounts(
                 file="(no file)" if table.name in absent else str(table_file.path.name),
                 read=table_file.rows_read,
-                quarantined=len(bad_rows) + len(table_file.rejected),
+                quarantined=len(result.refused_rows) + len(table_file.rejected),
+                cells_left_out=result.cells_left_out,
             )
             _write(conn, result, counts, bool(table_file.extra_columns), progress)
             quarantine = _quarantine_rows(import_id, table_file, result, workspace)
             if quarantine:
-                conn.execute(insert(QuarantinedRow), quarantine)
+                conn.execute(insert(QuarantinedRow),
+                             [{k: v for k, v in q.items() if k != "refuses"} for q in quarantine])
+            report.problems += problem_groups(quarantine)
             report.tables[table.name] = counts
+        report.problems.sort(key=lambda g: (-g.count, g.table, g.column))
         conn.execute(
             update(ImportRun)
             .where(ImportRun.import_id == import_id)

@@ -7,10 +7,11 @@ import json
 from collections.abc import Callable, Iterator
 from typing import IO, Any, TypeAlias
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, case, select
 
 from doorstep.store.db import Store
 from doorstep.store.models import (
+    CELL_OUTCOME,
     Delivery,
     Lead,
     LeadEvent,
@@ -33,6 +34,7 @@ def _quarantine() -> Query:
         q.column_name.label("column"),
         q.value,
         q.reason,
+        case((q.row_loaded, CELL_OUTCOME), else_="row quarantined").label("outcome"),
     ).order_by(q.table_name, q.row_number, q.column_name)
 
 

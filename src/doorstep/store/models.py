@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -130,6 +131,9 @@ class ImportRun(Base):
     counts: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
+CELL_OUTCOME = "row loaded without this value"
+
+
 class QuarantinedRow(Base):
     """A row the import refused, with where it was and why; replaced by every import."""
 
@@ -142,6 +146,8 @@ class QuarantinedRow(Base):
     column_name: Mapped[str | None] = mapped_column(Text)
     value: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(Text)
+    # True: a bad optional value left out of a row that loaded; False: the row was refused
+    row_loaded: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 # --- derived state (map, qualify, act, track) ----------------------------------------------
