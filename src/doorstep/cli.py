@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
+from enum import StrEnum
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated, Any, cast
@@ -141,9 +142,9 @@ def _progress() -> Progress:
     )
 
 
-def run_import(workspace: Workspace) -> ImportReport:
+def run_import(workspace: Workspace, *, profile: str | None = None) -> ImportReport:
     """Import the workspace with progress bars and print what happened."""
-    return cast(ImportReport, run_stage(workspace, "import", hooks=SHOWN))
+    return cast(ImportReport, run_stage(workspace, "import", hooks=SHOWN, profile=profile))
 
 
 def print_import(workspace: Workspace, report: ImportReport) -> None:
@@ -162,6 +163,9 @@ def print_import(workspace: Workspace, report: ImportReport) -> None:
             styled(f"{c.quarantined:,}", "red") if c.quarantined else "0",
         )
     console.print(table)
+    for name, c in report.tables.items():
+        if c.layout:
+            console.print(f"Read {c.file} as a {c.layout} ({name}).")
     print_problems(workspace, report)
     if report.absent:
         console.print(f"No file for {', '.join(report.absent)}: "
@@ -213,10 +217,24 @@ def init(path: WorkspacePath) -> None:
     console.print(f"Next: fill {path / 'data'} and run `doorstep import {path}`.")
 
 
+class ExportProfile(StrEnum):
+    hubspot = "hubspot"
+    salesforce = "salesforce"
+    crossbeam = "crossbeam"
+    reveal = "reveal"
+
+
 @app.command("import")
-def import_(path: WorkspacePath) -> None:
+def import_(
+    path: WorkspacePath,
+    profile: Annotated[
+        ExportProfile | None,
+        typer.Option("--profile", help="read files under data/ as this tool's exports "
+                     "(default: any known layout, recognised by its headers)"),
+    ] = None,
+) -> None:
     """Validate the workspace tables and load them into the store (atomic, re-runnable)."""
-    run_import(_open(path))
+    run_import(_open(path), profile=profile.value if profile else None)
 
 
 @app.command()

@@ -264,6 +264,10 @@ class ImportConfig(_Section):
         None, description="how dates are written when not ISO 8601; unset: ISO 8601 only"
     )
     decimal: Literal[".", ","] = Field(".", description="the decimal mark of numbers")
+    profile: Literal["hubspot", "salesforce", "crossbeam", "reveal"] | None = Field(
+        None, description="the export layouts files under data/ are read as; unset: any known "
+        "layout, recognised by its headers"
+    )
     encoding: str = Field(
         "utf-8", description="the text encoding of CSV files without a byte-order mark "
         "(UTF-8 and UTF-16 with one are recognised by it)"

@@ -54,7 +54,7 @@ class PipelineResult:
 
 def _call(
     name: str, workspace: Workspace, *, now: datetime | None, send: bool, progress: Any,
-    full: bool = False,
+    full: bool = False, profile: str | None = None,
 ) -> Any:
     # Imported here: each stage pulls in its own heavy dependencies, and a single-stage command
     # should pay only for its own.
@@ -64,7 +64,8 @@ def _call(
         settings = workspace.config.import_
         return import_workspace(workspace.path, workspace.store, progress=progress,
                                 encoding=settings.encoding, date_format=settings.date_format,
-                                decimal=settings.decimal)
+                                decimal=settings.decimal,
+                                profile=profile or settings.profile)
     if name == "map":
         from doorstep.map.stage import map_accounts
 
@@ -96,11 +97,14 @@ def run_stage(
     send: bool = True,
     hooks: PipelineHooks | None = None,
     full: bool = False,
+    profile: str | None = None,
 ) -> Any:
-    """Run one stage on the workspace and return its report (`full`: a full map)."""
+    """Run one stage on the workspace and return its report (`full`: a full map; `profile`:
+    the export layouts an import recognises)."""
     watch = hooks or _Quiet()
     with watch.stage(name) as progress:
-        result = _call(name, workspace, now=now, send=send, progress=progress, full=full)
+        result = _call(name, workspace, now=now, send=send, progress=progress, full=full,
+                       profile=profile)
     watch.finished(name, workspace, result)
     return result
 

@@ -14,7 +14,14 @@ import pyarrow as pa
 from sqlalchemy import Connection, delete, insert, select, update
 
 from doorstep.ingest.contract import TABLES, Table
-from doorstep.ingest.read import ROW, TableFile, empty_table_file, locate_all, read_table_file
+from doorstep.ingest.profiles import adapt, locate_sources, raw_table, with_partners
+from doorstep.ingest.read import (
+    REQUIRED_TABLES,
+    ROW,
+    TableFile,
+    empty_table_file,
+    read_table_file,
+)
 from doorstep.ingest.validate import Checked, check_table
 from doorstep.ingest.values import as_declared
 from doorstep.store import Store
@@ -39,6 +46,7 @@ class TableCounts:
     quarantined: int = 0  # rows quarantined whole
     not_in_file: int = 0
     cells_left_out: int = 0  # bad optional values left out of rows that loaded
+    layout: str | None = None  # the export layout the file was read as, if not the contract's
 
     @property
     def loaded(self) -> int:
@@ -271,27 +279,41 @@ def import_workspace(
     encoding: str = "utf-8",
     date_format: str | None = None,
     decimal: str = ".",
+    profile: str | None = None,
 ) -> ImportReport:
     """Validate every table of the workspace and load it into the store in one transaction.
 
     A missing file or required column raises ImportFailure before anything is written; bad
-    rows go to the quarantine table; rows already in the store are updated by id.
+    rows go to the quarantine table; rows already in the store are updated by id. Files in a
+    known export layout (`profiles`) are recognised by their headers; `profile` restricts
+    them to one profile's.
     """
-    paths = locate_all(workspace / "data")
+    data_dir = workspace / "data"
+    sources = locate_sources(data_dir, profile=profile, encoding=encoding,
+                             required=REQUIRED_TABLES)
     files: dict[str, TableFile] = {}
-    absent = [name for name, path in paths.items() if path is None]
+    named_partners: list[tuple[str, str, int]] = []
     for table in TABLES:
 
         def read_progress(done: int, total: int, name: str = table.name) -> None:
             if progress:
                 progress("read", name, done, total)
 
-        path = paths[table.name]
-        files[table.name] = as_declared(
-            empty_table_file(workspace / "data", table) if path is None
-            else read_table_file(path, table, read_progress, encoding=encoding),
-            date_format=date_format, decimal=decimal,
-        )
+        source = sources[table.name]
+        if source is None:
+            table_file = empty_table_file(data_dir, table)
+        elif source.layout is None:
+            table_file = read_table_file(source.path, table, read_progress, encoding=encoding)
+        else:
+            raw = read_table_file(source.path, raw_table(table), read_progress,
+                                  encoding=encoding)
+            adapted = adapt(raw, source.layout, files.get("reps"))
+            table_file, named_partners = adapted.table_file, named_partners + adapted.partners
+        files[table.name] = as_declared(table_file, date_format=date_format, decimal=decimal)
+    if named_partners:
+        files["partners"] = with_partners(files["partners"], named_partners)
+    absent = [name for name, source in sources.items()
+              if source is None and not (name == "partners" and named_partners)]
 
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
@@ -309,8 +331,10 @@ def import_workspace(
         conn.execute(delete(QuarantinedRow))
         for table in TABLES:
             table_file, result = files[table.name], checked[table.name]
+            source = sources[table.name]
             counts = TableCounts(
-                file="(no file)" if table.name in absent else str(table_file.path.name),
+                file="(no file)" if source is None else str(table_file.path.name),
+                layout=source.layout.label if source and source.layout else None,
                 read=table_file.rows_read,
                 quarantined=len(result.refused_rows) + len(table_file.rejected),
                 cells_left_out=result.cells_left_out,

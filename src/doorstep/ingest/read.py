@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from doorstep.ingest.contract import TABLES, Table
+from doorstep.ingest.contract import Table
 
 ROW = "__row"
 FORMATS = (".csv", ".parquet")
@@ -57,26 +57,6 @@ class TableFile:
     @property
     def rows_read(self) -> int:
         return int(self.data.num_rows) + len(self.rejected)
-
-
-def locate(data_dir: Path, table: Table) -> Path:
-    """The file holding `table` under data/: exactly one of NAME.csv or NAME.parquet."""
-    found = [
-        data_dir / f"{table.name}{ext}"
-        for ext in FORMATS
-        if (data_dir / f"{table.name}{ext}").exists()
-    ]
-    if not found:
-        raise ImportFailure(
-            f"{data_dir / (table.name + '.csv')} is missing: accounts, partners and "
-            f"partner_accounts need a file (doorstep init writes them with headers); add it "
-            f"and retry."
-        )
-    if len(found) > 1:
-        raise ImportFailure(
-            f"{found[0]} and {found[1]} both exist: keep one file per table and retry."
-        )
-    return found[0]
 
 
 _FOLD = re.compile(r"[^0-9a-z]+")
@@ -122,7 +102,7 @@ def _oversized(names: list[str], record: list[str], row: int) -> RejectedRow | N
     return None
 
 
-def _encoding_of(path: Path, default: str) -> str:
+def encoding_of(path: Path, default: str) -> str:
     """UTF-8 or UTF-16 by the file's byte-order mark, else `default`."""
     with path.open("rb") as f:
         start = f.read(4)
@@ -133,7 +113,7 @@ def _encoding_of(path: Path, default: str) -> str:
     return "utf-8-sig" if default.replace("_", "-").lower() in ("utf-8", "utf8") else default
 
 
-def _delimiter_of(path: Path, encoding: str) -> str:
+def delimiter_of(path: Path, encoding: str) -> str:
     """The delimiter the header line uses most: , ; tab or |."""
     try:
         with path.open(encoding=encoding, newline="") as f:
@@ -162,8 +142,8 @@ def _read_csv(
 ) -> TableFile:
     csv.field_size_limit(max(csv.field_size_limit(), _READ_LIMIT))
     total = path.stat().st_size
-    encoding = _encoding_of(path, default_encoding)
-    delimiter = _delimiter_of(path, encoding)
+    encoding = encoding_of(path, default_encoding)
+    delimiter = delimiter_of(path, encoding)
     with path.open("rb") as raw:
         text = io.TextIOWrapper(raw, encoding=encoding, newline="")
         reader = csv.reader(text, delimiter=delimiter)
@@ -287,24 +267,3 @@ def empty_table_file(data_dir: Path, table: Table) -> TableFile:
 
 # Without these there is nothing to map; every other table may be left out (an empty table).
 REQUIRED_TABLES = ("accounts", "partners", "partner_accounts")
-
-
-def locate_all(data_dir: Path) -> dict[str, Path | None]:
-    """Every table's file (None for an optional table without one), checked before anything
-    is read."""
-    if not data_dir.is_dir():
-        raise ImportFailure(
-            f"{data_dir} does not exist: run `doorstep init` on the workspace, "
-            "add your tables and retry."
-        )
-    found: dict[str, Path | None] = {}
-    for t in TABLES:
-        try:
-            found[t.name] = locate(data_dir, t)
-        except ImportFailure:
-            if t.name in REQUIRED_TABLES or any(
-                (data_dir / f"{t.name}{ext}").exists() for ext in FORMATS
-            ):
-                raise
-            found[t.name] = None
-    return found
