@@ -419,7 +419,10 @@ def print_act(workspace: Workspace, result: ActReport) -> None:
                           f"(.eml for email, .json for webhooks and Slack); "
                           f"{d.failed:,} failed, {d.pending:,} pending.")
         else:
-            console.print(f"Delivered: {d.sent:,} sent, {d.failed:,} failed (will retry), "
+            by_channel = ", ".join(f"{name} {c.sent:,}" for name, c in sorted(d.by_channel.items())
+                                   if c.sent)
+            per = f" ({by_channel})" if len(d.by_channel) > 1 and by_channel else ""
+            console.print(f"Delivered: {d.sent:,} sent{per}, {d.failed:,} failed (will retry), "
                           f"{d.dead:,} dead; {d.pending:,} pending.")
         for line in failure_advice(d):
             err.print(labelled("failed:", "red", line))

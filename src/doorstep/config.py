@@ -77,7 +77,7 @@ class QualifyConfig(_Section):
 
 MotionActionName = Literal["partner_intro", "co_sell", "rep_outreach"]
 RoutingRuleName = Literal["account_owner", "territory_round_robin", "partner_manager", "queue"]
-ChannelName = Literal["email", "webhook", "slack"]
+ChannelName = Literal["email", "webhook", "slack", "hubspot", "salesforce"]
 
 
 class ConditionRange(_Section):
@@ -150,8 +150,29 @@ class ActChannels(_Section):
     escalation: list[ChannelName] = Field(default_factory=_email_only)
 
 
+class CrmConfig(_Section):
+    """Write-back to the CRM (channels "hubspot" and "salesforce"). Tokens come from the
+    environment: DOORSTEP_HUBSPOT_TOKEN / DOORSTEP_SALESFORCE_TOKEN, and to refresh an expired
+    OAuth token, DOORSTEP_<CRM>_REFRESH_TOKEN, _CLIENT_ID and _CLIENT_SECRET."""
+
+    hubspot_url: str = Field("https://api.hubapi.com", description="HubSpot's API")
+    hubspot_status_property: str = Field(
+        "doorstep_eql_status", description="the company property that gets the EQL status"
+    )
+    salesforce_url: str | None = Field(
+        None, description="your Salesforce instance, https://yourcompany.my.salesforce.com"
+    )
+    salesforce_api_version: str = "v60.0"
+    salesforce_status_field: str = Field(
+        "Doorstep_EQL_Status__c", description="the account field that gets the EQL status"
+    )
+    status_value: str = Field("EQL", description="the status written when a lead is an EQL")
+
+
 class ActConfig(_Section):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    crm: CrmConfig = Field(default_factory=lambda: CrmConfig())
 
     channels: ActChannels = Field(default_factory=lambda: ActChannels())
     deliver: Literal["send", "file"] = Field(
@@ -409,7 +430,9 @@ default_action = "rep_outreach"
 warmth_bands = { high = 75, medium = 50 }
 
 [act]
-# Channels per audience: "email", "webhook" (JSON, HMAC-SHA256 signed), "slack".
+# Channels per audience: "email", "webhook" (JSON, HMAC-SHA256 signed), "slack", and
+# "hubspot" or "salesforce": a task for the owner and the EQL status on the company or account
+# (settings in [act.crm] below).
 channels = { rep = ["email"], partner = ["email"], escalation = ["email"] }
 # "file" writes each message into outbox/ in this workspace instead of sending it (.eml for
 # email, .json for webhooks and Slack): read them there. Set "send" once the SMTP server,
@@ -432,6 +455,17 @@ batch_size = 100
 escalate = true           # overdue motions go to the rep's manager (reps column manager_id),
                           # else to the partner manager
 expire_after_days = 14    # a routed lead nobody accepted expires this long after its deadline
+
+[act.crm]
+# Write-back for the "hubspot" and "salesforce" channels. Tokens come from the environment:
+# DOORSTEP_HUBSPOT_TOKEN (a private app's token) or DOORSTEP_SALESFORCE_TOKEN; to refresh an
+# expired OAuth token, DOORSTEP_<CRM>_REFRESH_TOKEN with _CLIENT_ID and _CLIENT_SECRET.
+hubspot_url = "https://api.hubapi.com"
+hubspot_status_property = "doorstep_eql_status"   # a company property you create in HubSpot
+# salesforce_url = "https://yourcompany.my.salesforce.com"
+salesforce_api_version = "v60.0"
+salesforce_status_field = "Doorstep_EQL_Status__c"  # a custom account field you create
+status_value = "EQL"
 
 [mapping]
 # Minimum match probability for a fuzzy (probabilistic) account match.

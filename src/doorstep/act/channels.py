@@ -1,5 +1,6 @@
 """Channels: how a queued message leaves doorstep — SMTP email, a signed JSON webhook, Slack,
-or, with `[act] deliver = "file"`, a file per message in the workspace's outbox/ folder.
+a task and EQL status in HubSpot or Salesforce (`crm`), or, with `[act] deliver = "file"`, a
+file per message in the workspace's outbox/ folder.
 
 Every channel carries the delivery's idempotency key (email: the Message-ID and a header;
 webhooks: the `Idempotency-Key` header), so a receiver that sees a message twice after a
@@ -28,7 +29,9 @@ from doorstep.config import ActConfig, ConfigError
 EMAIL = "email"
 WEBHOOK = "webhook"
 SLACK = "slack"
-CHANNELS = (EMAIL, WEBHOOK, SLACK)
+HUBSPOT = "hubspot"
+SALESFORCE = "salesforce"
+CHANNELS = (EMAIL, WEBHOOK, SLACK, HUBSPOT, SALESFORCE)
 
 SIGNATURE_HEADER = "X-Doorstep-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -40,7 +43,18 @@ _EMAIL_POLICY = policy.SMTP.clone(max_line_length=998)
 
 
 class DeliveryError(Exception):
-    """A channel could not hand a message over; the worker retries it later."""
+    """A channel could not hand a message over; the worker retries it later.
+
+    `retry_after`: the receiver asked to wait this many seconds (a rate limit: not a failed
+    try); `permanent`: no retry can succeed (a wrong id, a refused token), so the delivery goes
+    to the dead letters at once.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None,
+                 permanent: bool = False) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.permanent = permanent
 
 
 @dataclass(frozen=True)
@@ -280,6 +294,9 @@ def check_channels(config: ActConfig) -> None:
         )
     if SLACK in used and not config.slack_webhook_url:
         raise ConfigError("[act] uses the slack channel but slack_webhook_url is not set.")
+    if SALESFORCE in used and not config.crm.salesforce_url:
+        raise ConfigError("[act] uses the salesforce channel but [act.crm] salesforce_url is "
+                          "not set.")
 
 
 def open_channel(name: str, config: ActConfig, outbox: Path | None = None) -> Channel:
@@ -310,6 +327,10 @@ def open_channel(name: str, config: ActConfig, outbox: Path | None = None) -> Ch
         if not config.slack_webhook_url:
             raise ConfigError("the slack channel needs [act] slack_webhook_url.")
         return SlackChannel(config.slack_webhook_url, timeout=config.timeout_seconds)
+    if name in (HUBSPOT, SALESFORCE):
+        from doorstep.act.crm import open_crm_channel
+
+        return open_crm_channel(name, config.crm, config.timeout_seconds)
     raise ConfigError(f"unknown channel {name!r}; use one of: {', '.join(CHANNELS)}.")
 
 

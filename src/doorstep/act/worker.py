@@ -154,11 +154,18 @@ def mark_sent(store: Store, delivery_id: int, *, now: datetime) -> None:
 
 
 def mark_failed(
-    store: Store, item: Claimed, error: str, *, now: datetime, config: ActConfig
+    store: Store, item: Claimed, error: str, *, now: datetime, config: ActConfig,
+    retry_after: float | None = None, permanent: bool = False,
 ) -> bool:
-    """Record a failed try: back to pending with a later retry, or dead; True when dead."""
-    attempts = item.attempts + 1
-    dead = attempts >= config.max_attempts
+    """Record a failed try: back to pending with a later retry, or dead; True when dead.
+
+    A receiver's `retry_after` (a rate limit) sets the wait and is not a failed try; a
+    `permanent` failure is dead at once.
+    """
+    attempts = item.attempts + (0 if retry_after is not None else 1)
+    dead = permanent or attempts >= config.max_attempts
+    wait = timedelta(seconds=retry_after) if retry_after is not None else \
+        retry_delay(attempts, config)
     d = Delivery
     with store.engine.begin() as conn:
         conn.execute(
@@ -168,7 +175,7 @@ def mark_failed(
                 status=DEAD if dead else PENDING,
                 attempts=attempts,
                 last_error=error[:_ERROR_CHARS],
-                next_attempt_at=None if dead else now + retry_delay(attempts, config),
+                next_attempt_at=None if dead else now + wait,
             )
         )
     return dead
@@ -227,7 +234,10 @@ def run_worker(
                     channel.send(item.message)
                 except (DeliveryError, ConfigError) as exc:
                     report.causes[(item.channel, str(exc))] += 1
-                    if mark_failed(store, item, str(exc), now=clock(), config=config):
+                    delivery_error = exc if isinstance(exc, DeliveryError) else None
+                    if mark_failed(store, item, str(exc), now=clock(), config=config,
+                                   retry_after=getattr(delivery_error, "retry_after", None),
+                                   permanent=getattr(delivery_error, "permanent", False)):
                         counts.dead += 1
                     else:
                         counts.failed += 1
@@ -250,6 +260,10 @@ FIXES = {
     "email": "check [act] smtp_host, smtp_port and smtp_starttls (and DOORSTEP_SMTP_PASSWORD)",
     "webhook": "check [act] webhook_url, and that the receiver answers 2xx",
     "slack": "check [act] slack_webhook_url",
+    "hubspot": "check DOORSTEP_HUBSPOT_TOKEN and [act.crm] hubspot_status_property (a company "
+    "property that must exist in HubSpot)",
+    "salesforce": "check DOORSTEP_SALESFORCE_TOKEN, [act.crm] salesforce_url and "
+    "salesforce_status_field (a custom account field that must exist)",
 }
 
 
