@@ -224,3 +224,24 @@ def test_every_layouts_sample_header_is_recognised_as_itself(profile: str) -> No
     for layout in layouts(profile):
         header = next(csv.reader([layout.sample]))
         assert recognise(Path("x.csv"), header, None) == layout, layout.label
+
+
+def test_a_hubspot_export_as_parquet_with_native_types_loads_as_its_csv_does(
+    exports: Path, store: Store
+) -> None:
+    import_workspace(exports, store)
+    from_csv = rows_of(store, Account)
+    data = exports / "data"
+    (data / "hubspot-crm-exports-all-companies-2026-12-01.csv").unlink()
+    header, *body = HUBSPOT_COMPANIES
+    columns: dict[str, Any] = {h: [r[i] for r in body] for i, h in enumerate(header)}
+    columns["Record ID"] = pa.array([int(v) for v in columns["Record ID"]], pa.int64())
+    columns["Number of Employees"] = pa.array([4000, 12], pa.int64())
+    pq.write_table(pa.table(columns), data / "companies.parquet")
+    report = import_workspace(exports, store)
+    assert report.tables["accounts"].layout == "HubSpot companies export"
+    from_parquet = rows_of(store, Account)
+    assert from_parquet.keys() == from_csv.keys() == {"101", "102"}
+    for key, row in from_parquet.items():
+        assert {k: v for k, v in row.items() if k != "row_hash"} == \
+            {k: v for k, v in from_csv[key].items() if k != "row_hash"}
