@@ -86,7 +86,8 @@ def test_every_file_has_exactly_the_contract_columns(world: tuple[Path, WorldSum
         assert len(rows) == summary.counts[table.name] > 0
     assert read(path / "truth" / "overlaps.csv")[0] == [
         "account_id", "partner_id", "partner_account_id"]
-    assert read(path / "truth" / "bad_rows.csv")[0] == ["file", "row", "column", "reason"]
+    assert read(path / "truth" / "bad_rows.csv")[0] == [
+        "file", "row", "column", "reason", "outcome"]
     assert (path / "truth" / "README.md").read_text().strip()
 
 
@@ -142,9 +143,14 @@ def test_the_importer_quarantines_exactly_the_listed_bad_rows(
         with store.engine.connect() as conn:
             rows = conn.execute(select(QuarantinedRow)).all()
         found = {(Path(r.file).stem, r.row_number) for r in rows}
+        loaded = {(Path(r.file).stem, r.row_number) for r in rows if r.row_loaded}
     finally:
         store.engine.dispose()
     assert found == bad_rows(path)
+    _, truth = read(path / "truth" / "bad_rows.csv")
+    said_loaded = {(Path(r["file"]).stem, int(r["row"])) for r in truth
+                   if r["outcome"] == "row loaded without this value"}
+    assert said_loaded and loaded == said_loaded
 
 
 def test_values_are_iso_dates_and_plain_booleans(world: tuple[Path, WorldSummary]) -> None:

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from doorstep.ingest.contract import TABLE_BY_NAME
+from doorstep.store.models import CELL_OUTCOME
 
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
@@ -760,9 +761,9 @@ def generate_world(path: Path, *, accounts: int = 5000, partners: int = 4,
     truth.mkdir(parents=True, exist_ok=True)
     _write_csv(truth / "overlaps.csv", ["account_id", "partner_id", "partner_account_id"],
                [pairs["account_id"], pairs["partner_id"], pairs["partner_account_id"]])
-    problems = sorted(out.problems)
-    _write_csv(truth / "bad_rows.csv", ["file", "row", "column", "reason"],
-               [pa.array([str(p[i]) for p in problems], pa.string()) for i in range(4)])
+    problems = [(*p, _outcome(str(p[0]), str(p[2]))) for p in sorted(out.problems)]
+    _write_csv(truth / "bad_rows.csv", ["file", "row", "column", "reason", "outcome"],
+               [pa.array([str(p[i]) for p in problems], pa.string()) for i in range(5)])
     (truth / "conversion.json").write_text(
         json.dumps(_conversion_truth(seed, today, lead_info), indent=2) + "\n", encoding="utf-8")
     (truth / "README.md").write_text(_TRUTH_README, encoding="utf-8")
@@ -821,8 +822,9 @@ a partner's record is truly the same company as one of our accounts (both rows w
 company twice); `conversion.json` holds the true probabilities of a lead becoming an opportunity
 and of that opportunity being won, per lead source type, that the funnel history was drawn from;
 `bad_rows.csv` lists the rows deliberately broken in data/ that a validating import must
-quarantine (row numbers count the header as row 1). Compare doorstep's matches and measurements
-with these files to see how well it recovers the truth.
+quarantine (row numbers count the header as row 1), each with its outcome: "row quarantined",
+or "row loaded without this value" where only an optional value is bad. Compare doorstep's
+matches and measurements with these files to see how well it recovers the truth.
 """
 
 
@@ -1302,6 +1304,17 @@ def _add_bad_rows(rng: np.random.Generator, table: _Table, refs: dict[str, str],
                            "answered_at": stamp, "note": "Met them once",
                            "answered_by": "alliances desk"},
                           "partner_id/partner_account_id", "no such partner account", None))
+
+
+def _outcome(file: str, column: str) -> str:
+    """What a validating import does with a bad row: a bad optional value is left out of a row
+    that loads; any other problem quarantines the row."""
+    from doorstep.ingest.validate import cell_level
+
+    table = TABLE_BY_NAME[Path(file).stem]
+    if column in table.column_names and cell_level(table, table.column(column)):
+        return CELL_OUTCOME
+    return "row quarantined"
 
 
 def _mix_bad_rows(rng: np.random.Generator,

@@ -133,6 +133,18 @@ class _CrmChannel:
     def token_url(self) -> str:
         raise NotImplementedError
 
+    def find_owner(self, email: str) -> str | None:
+        """The CRM user id of the user with this email, or None."""
+        raise NotImplementedError
+
+    def owner_id(self, email: str | None) -> str | None:
+        """The CRM user id for the lead owner's email (asked once per email and run)."""
+        if not email:
+            return None
+        if email not in self._owners:
+            self._owners[email] = self.find_owner(email)
+        return self._owners[email]
+
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One API call; an error answer becomes a DeliveryError that says what it means."""
         if not self.token and not self._refresh():
@@ -179,14 +191,10 @@ class HubSpotChannel(_CrmChannel):
     def token_url(self) -> str:
         return f"{self.base_url}/oauth/v1/token"
 
-    def owner_id(self, email: str | None) -> str | None:
-        if not email:
-            return None
-        if email not in self._owners:
-            found = self.request("GET", "/crm/v3/owners/", params={"email": email}).json()
-            results = found.get("results") or []
-            self._owners[email] = str(results[0]["id"]) if results else None
-        return self._owners[email]
+    def find_owner(self, email: str) -> str | None:
+        found = self.request("GET", "/crm/v3/owners/", params={"email": email}).json()
+        results = found.get("results") or []
+        return str(results[0]["id"]) if results else None
 
     def existing_task(self, message: OutgoingMessage) -> str | None:
         found = self.request("POST", "/crm/v3/objects/tasks/search", json={
@@ -244,14 +252,10 @@ class SalesforceChannel(_CrmChannel):
         found = self.request("GET", f"{self.api}/query", params={"q": soql}).json()
         return list(found.get("records") or [])
 
-    def owner_id(self, email: str | None) -> str | None:
-        if not email:
-            return None
-        if email not in self._owners:
-            users = self.query(f"SELECT Id FROM User WHERE Email = '{_soql_text(email)}' "
-                               "AND IsActive = true LIMIT 1")
-            self._owners[email] = str(users[0]["Id"]) if users else None
-        return self._owners[email]
+    def find_owner(self, email: str) -> str | None:
+        users = self.query(f"SELECT Id FROM User WHERE Email = '{_soql_text(email)}' "
+                           "AND IsActive = true LIMIT 1")
+        return str(users[0]["Id"]) if users else None
 
     def send(self, message: OutgoingMessage) -> None:
         account = _account_id(message)
