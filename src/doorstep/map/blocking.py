@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from doorstep.map.normalize import MIN_HINT_LENGTH
+from doorstep.map.parallel import map_ranges
 from doorstep.map.params import MatchParams
 from doorstep.map.profiles import NameProfile, TokenStats, deletions
 from doorstep.map.records import Side, label
@@ -45,25 +46,30 @@ def blocking_keys(p: NameProfile, stats: TokenStats) -> set[str]:
 
 
 def keys_table(profiles: Sequence[NameProfile], stats: TokenStats,
-               chunk: int = 50_000) -> pa.Table:
+               chunk: int = 50_000, workers: int | None = None) -> pa.Table:
     """Return (pid, key) rows for every blocking key of every profile.
 
     Built `chunk` profiles at a time, so that the keys are held as Python strings only a chunk
-    at a time (tens of millions of them would take gigabytes).
+    at a time (tens of millions of them would take gigabytes); the chunks are spread over
+    `workers` processes (None: every core).
     """
-    parts = []
-    for start in range(0, len(profiles), chunk):
-        pid: list[int] = []
-        key: list[str] = []
-        for i in range(start, min(start + chunk, len(profiles))):
-            ks = blocking_keys(profiles[i], stats)
-            pid.extend([i] * len(ks))
-            key.extend(ks)
-        parts.append(pa.table({"pid": pa.array(pid, pa.int32()),
-                               "key": pa.array(key, pa.string())}))
-    if not parts:
-        return pa.table({"pid": pa.array([], pa.int32()), "key": pa.array([], pa.string())})
-    return pa.concat_tables(parts).combine_chunks()
+
+    def task(start: int, stop: int) -> pa.Table:
+        parts = []
+        for begin in range(start, stop, chunk):
+            pid: list[int] = []
+            key: list[str] = []
+            for i in range(begin, min(begin + chunk, stop)):
+                ks = blocking_keys(profiles[i], stats)
+                pid.extend([i] * len(ks))
+                key.extend(ks)
+            parts.append(pa.table({"pid": pa.array(pid, pa.int32()),
+                                   "key": pa.array(key, pa.string())}))
+        if not parts:
+            return pa.table({"pid": pa.array([], pa.int32()), "key": pa.array([], pa.string())})
+        return pa.concat_tables(parts)
+
+    return pa.concat_tables(map_ranges(task, len(profiles), workers=workers)).combine_chunks()
 
 
 # Prefixes of the keys that pair what one side's websites spell with the other side's names:

@@ -151,9 +151,10 @@ class _Features:
     x_lvl: Ints
 
 
-def _all_keys(side: Side, stats: TokenStats, *, ours: bool) -> pa.Table:
+def _all_keys(side: Side, stats: TokenStats, *, ours: bool, workers: int | None) -> pa.Table:
     """Return a side's blocking keys: its names' and its websites' spellings'."""
-    return pa.concat_tables([keys_table(side.profiles, stats), spelling_keys(side, ours=ours)])
+    return pa.concat_tables([keys_table(side.profiles, stats, workers=workers),
+                             spelling_keys(side, ours=ours)])
 
 
 def _features(con: duckdb.DuckDBPyConnection, lside: Side, rside: Side, lkeys: pa.Table | str,
@@ -162,7 +163,7 @@ def _features(con: duckdb.DuckDBPyConnection, lside: Side, rside: Side, lkeys: p
               rkeys: pa.Table | None = None) -> _Features:
     """Block, compare names and compare records: every candidate pair's evidence."""
     if rkeys is None:
-        rkeys = _all_keys(rside, stats, ours=False)
+        rkeys = _all_keys(rside, stats, ours=False, workers=workers)
     names = candidates(con, lkeys, rkeys, stats.n, params, counts=counts)
     clock.lap(f"candidates: {len(names):,} name pairs")
     tf, levels = _compare_pairs(lside.profiles, rside.profiles, names.lp.tolist(),
@@ -207,7 +208,8 @@ def fit_names(left: pa.Table | pd.DataFrame, right: pa.Table | pd.DataFrame, *,
               ) -> MatchState | None:
     """Fit the model on both sides and score every candidate pair (None: a side is empty)."""
     clock = _Clock()
-    lside, rside = side_of(left), side_of(right, by_text=True)
+    lside = side_of(left, workers=workers)
+    rside = side_of(right, by_text=True, workers=workers)
     if not len(lside.name_pid) or not len(rside.name_pid):
         return None
     stats = TokenStats([*lside.profiles, *rside.profiles], params.unseen_token_count)
@@ -215,7 +217,8 @@ def fit_names(left: pa.Table | pd.DataFrame, right: pa.Table | pd.DataFrame, *,
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     try:
-        lnames, rnames = keys_table(lside.profiles, stats), keys_table(rside.profiles, stats)
+        lnames = keys_table(lside.profiles, stats, workers=workers)
+        rnames = keys_table(rside.profiles, stats, workers=workers)
         # within one list, only names are blocked on: u is about names
         u = within_list_u([(lside.profiles, lnames), (rside.profiles, rnames)], stats, params,
                           con)
@@ -269,7 +272,7 @@ def relink_names(state: MatchState, right: pa.Table, *, workers: int | None = No
     if unknown:
         raise ValueError(f"groups {sorted(unknown)} were not in the fit; a full fit is needed")
     if fresh.num_rows:
-        rside = side_of(fresh, by_text=True)
+        rside = side_of(fresh, by_text=True, workers=workers)
         report.new_records = len(rside.name_pid)
         con = duckdb.connect()
         con.execute("SET enable_progress_bar = false")

@@ -21,7 +21,7 @@ from doorstep.map.normalize import (
     normalise_country,
     website_hint,
 )
-from doorstep.map.parallel import map_ranges
+from doorstep.map.parallel import map_items, map_ranges
 from doorstep.map.params import MatchParams
 from doorstep.map.profiles import NameProfile, profile
 from doorstep.map.resolution import Floats, Ints
@@ -136,12 +136,14 @@ def record_keys(table: pa.Table | pd.DataFrame) -> pa.Array:
                     pa.string())
 
 
-def side_of(table: pa.Table | pd.DataFrame, *, by_text: bool = False) -> Side:
+def side_of(table: pa.Table | pd.DataFrame, *, by_text: bool = False,
+            workers: int | None = None) -> Side:
     """Reduce an input table to record profiles.
 
     Rows whose names have one profile and whose other fields agree are one record; with
     `by_text`, only rows whose names are spelled alike, so that a record keeps its identity
-    (`Side.key`) from one run to the next without profiling every name again.
+    (`Side.key`) from one run to the next without profiling every name again. Names are
+    profiled over `workers` processes (None: every core).
     """
     if isinstance(table, pd.DataFrame):
         table = pa.Table.from_pandas(table, preserve_index=False)
@@ -154,12 +156,17 @@ def side_of(table: pa.Table | pd.DataFrame, *, by_text: bool = False) -> Side:
     name_index: dict[str, int] = {}
     # one profile per distinct name, and names with the same profile share it
     profile_index: dict[NameProfile, int] = {}
-    text_pid: list[int] = []
+    first: list[int] = []  # the first row of each distinct name
     for k, text in enumerate(texts):
         if text not in name_index:
-            name_index[text] = len(text_pid)
-            made = profile(text, keys[k] if keys else None, every[k] if every else None)
-            text_pid.append(profile_index.setdefault(made, len(profile_index)))
+            name_index[text] = len(first)
+            first.append(k)
+
+    def made(k: int) -> NameProfile:
+        return profile(texts[k], keys[k] if keys else None, every[k] if every else None)
+
+    text_pid = [profile_index.setdefault(p, len(profile_index))
+                for p in map_items(made, first, workers=workers)]
     profiles = list(profile_index)
     rec_index: dict[tuple[Any, ...], int] = {}
     record = np.empty(n, np.int64)
