@@ -135,6 +135,26 @@ def test_us_dates_and_grouped_numbers_load_as_declared(small_workspace: Path, st
     assert str(partner.customer_since) == "2024-03-07"
 
 
+@pytest.mark.parametrize(("written", "date_format", "stored"), [
+    ("11/10/2026, 2:22 PM", "MM/DD/YYYY", "2026-11-10 14:22:00"),  # a Salesforce report
+    ("2026-11-10 12:05 AM", None, "2026-11-10 00:05:00"),
+    ("10.11.2026 12:30 p.m.", "DD.MM.YYYY", "2026-11-10 12:30:00"),
+])
+def test_times_on_a_12_hour_clock_load(small_workspace: Path, store: Store, written: str,
+                                       date_format: str | None, stored: str) -> None:
+    from conftest import write_table
+
+    row = {**SMALL_WORLD["partner_accounts"][0], "partner_account_id": "x9",
+           "last_activity_at": written}
+    write_table(small_workspace, "partner_accounts", [*SMALL_WORLD["partner_accounts"], row])
+    report = import_workspace(small_workspace, store, date_format=date_format)
+    assert report.quarantined == 0 and report.cells_left_out == 0
+    with store.engine.connect() as conn:
+        partner = conn.execute(select(PartnerAccount).where(
+            PartnerAccount.partner_account_id == "x9")).one()
+    assert str(partner.last_activity_at) == stored
+
+
 def test_european_numbers_and_dates_load_as_declared(small_workspace: Path, store: Store) -> None:
     with_values(small_workspace, employees="4.000", annual_revenue="1.250.000,5")
     assert import_workspace(small_workspace, store, date_format="DD.MM.YYYY",
