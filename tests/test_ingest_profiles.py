@@ -245,3 +245,47 @@ def test_a_hubspot_export_as_parquet_with_native_types_loads_as_its_csv_does(
     for key, row in from_parquet.items():
         assert {k: v for k, v in row.items() if k != "row_hash"} == \
             {k: v for k, v in from_csv[key].items() if k != "row_hash"}
+
+
+def test_a_workspace_declares_its_own_layout_in_profiles(tmp_path: Path, store: Store) -> None:
+    workspace = tmp_path / "ws"
+    data = workspace / "data"
+    write_csv(data / "accounts.csv", [["account_id", "name"], ["a1", "Acme"]])
+    write_csv(data / "from-our-partner-portal.csv", [
+        ["Reseller", "Customer Company", "Customer URL", "Stage"],
+        ["Blue Sky", "Acme", "acme.com", "Closed Customer"],
+    ])
+    with pytest.raises(ImportFailure, match="matches no layout"):
+        import_workspace(workspace, store)
+
+    (workspace / "profiles").mkdir()
+    (workspace / "profiles" / "portal.toml").write_text('''
+title = "Partner portal"
+
+[[layouts]]
+name = "deal registrations"
+table = "partner_accounts"
+adds_partners = true
+sample = "Reseller,Customer Company,Customer URL,Stage"
+
+[layouts.columns]
+partner_id = { from = ["Reseller"], slug = true }
+partner_name = ["Reseller"]
+partner_account_id = { from = [], or_hash = ["name", "website"] }
+name = ["Customer Company"]
+website = ["Customer URL"]
+relationship = { from = ["Stage"], contains = true, map = { customer = "customer", \
+deal = "opportunity" } }
+''', encoding="utf-8")
+    report = import_workspace(workspace, store)
+    assert report.tables["partner_accounts"].layout == "Partner portal deal registrations"
+    (row,) = rows_of(store, PartnerAccount).values()
+    assert (row["partner_id"], row["name"], row["relationship"]) == (
+        "blue-sky", "Acme", "customer")
+
+    (workspace / "profiles" / "broken.toml").write_text(
+        '[[layouts]]\nname = "x"\ntable = "accounts"\n[layouts.columns]\nrevenue = ["R"]\n',
+        encoding="utf-8")
+    with pytest.raises(ImportFailure, match=r"broken\.toml: layout 'x': accounts has no column "
+                       r"'revenue'"):
+        import_workspace(workspace, store)

@@ -24,7 +24,7 @@ import difflib
 import hashlib
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -120,23 +120,59 @@ def _spec(value: Any) -> Spec:
     )
 
 
+def _parse_layouts(text: str, profile: str) -> tuple[Layout, ...]:
+    """The layouts a profile file declares; ValueError naming what is wrong."""
+    raw = tomllib.loads(text)
+    out = []
+    for item in raw.get("layouts") or []:
+        table = TABLE_BY_NAME.get(str(item.get("table")))
+        if table is None:
+            raise ValueError(f"layout {item.get('name')!r}: table must be one of "
+                             f"{', '.join(TABLE_BY_NAME)}")
+        columns = item.get("columns") or {}
+        helpers = {"partner_name"}
+        unknown = sorted(set(columns) - set(table.column_names) - helpers)
+        if unknown:
+            raise ValueError(f"layout {item.get('name')!r}: {table.name} has no column "
+                             f"{unknown[0]!r}")
+        out.append(Layout(profile, str(raw.get("title", profile)), str(item.get("name", "")),
+                          table, str(item.get("sample", "")),
+                          {k: _spec(v) for k, v in columns.items()},
+                          bool(item.get("adds_partners", False))))
+    if not out:
+        raise ValueError("it declares no [[layouts]]")
+    return tuple(out)
+
+
 @cache
 def profile_layouts(profile: str) -> tuple[Layout, ...]:
-    """The layouts of one profile, from its file."""
+    """The layouts of one of doorstep's profiles, from its file."""
     text = resources.files("doorstep.ingest").joinpath(f"profiles/{profile}.toml").read_text(
         encoding="utf-8")
-    raw = tomllib.loads(text)
-    return tuple(
-        Layout(profile, raw["title"], item["name"], TABLE_BY_NAME[item["table"]],
-               item["sample"], {k: _spec(v) for k, v in item["columns"].items()},
-               bool(item.get("adds_partners", False)))
-        for item in raw["layouts"]
-    )
+    return _parse_layouts(text, profile)
 
 
-def layouts(profile: str | None = None) -> list[Layout]:
-    """The layouts of `profile`, or of every profile."""
-    return [lay for p in ((profile,) if profile else PROFILE_NAMES) for lay in profile_layouts(p)]
+WORKSPACE_PROFILES = "profiles"
+
+
+def workspace_layouts(workspace: Path) -> list[Layout]:
+    """Layouts a workspace declares in its own profiles/*.toml, in the same form as doorstep's
+    (for an export whose columns were renamed, or a tool doorstep does not know)."""
+    out: list[Layout] = []
+    for path in sorted((workspace / WORKSPACE_PROFILES).glob("*.toml")):
+        try:
+            out.extend(_parse_layouts(path.read_text(encoding="utf-8"), path.stem))
+        except (tomllib.TOMLDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise ImportFailure(f"{path}: {exc}; fix the layout (docs/imports.md shows the "
+                                "form) and retry.") from exc
+    return out
+
+
+def layouts(profile: str | None = None, extra: Sequence[Layout] = ()) -> list[Layout]:
+    """The layouts of `profile`, or of every profile and the workspace's own (`extra`)."""
+    if profile:
+        return list(profile_layouts(profile))
+    return [*extra, *(lay for p in PROFILE_NAMES for lay in profile_layouts(p))]
 
 
 def read_header(path: Path, encoding: str) -> list[str]:
@@ -156,19 +192,21 @@ def read_header(path: Path, encoding: str) -> list[str]:
 
 
 def recognise(path: Path, header: list[str], profile: str | None,
-              table: Table | None = None) -> Layout | None:
+              table: Table | None = None, extra: Sequence[Layout] = ()) -> Layout | None:
     """The layout whose required headers the file has (the one using most of its headers), or
     None."""
     folded = {fold_header(h) for h in header}
-    fits = [lay for lay in layouts(profile) if (table is None or lay.table == table)
+    fits = [lay for lay in layouts(profile, extra) if (table is None or lay.table == table)
             and not lay.missing(folded)]
     return max(fits, key=lambda lay: lay.score(folded)) if fits else None
 
 
-def not_recognised(path: Path, header: list[str], profile: str | None) -> ImportFailure:
+def not_recognised(path: Path, header: list[str], profile: str | None,
+                   extra: Sequence[Layout] = ()) -> ImportFailure:
     """One sentence: the closest layout, the headers it lacks and the file's closest header."""
     folded = {fold_header(h) for h in header}
-    closest = max(layouts(profile), key=lambda lay: (lay.score(folded), -len(lay.missing(folded))))
+    closest = max(layouts(profile, extra),
+                  key=lambda lay: (lay.score(folded), -len(lay.missing(folded))))
     missing = closest.missing(folded)
     known = {h for spec in closest.columns.values() for h in spec.headers}
     unused = [h.strip() for h in header if fold_header(h) not in known]  # not read as another
@@ -368,6 +406,7 @@ def locate_sources(data_dir: Path, *, profile: str | None, encoding: str,
         )
     found: dict[str, Source | None] = dict.fromkeys(TABLE_BY_NAME)
     named: set[Path] = set()
+    extra = workspace_layouts(data_dir.parent) if profile is None else []
     for table in TABLE_BY_NAME.values():
         paths = [data_dir / f"{table.name}{ext}" for ext in (".csv", ".parquet")
                  if (data_dir / f"{table.name}{ext}").exists()]
@@ -380,16 +419,16 @@ def locate_sources(data_dir: Path, *, profile: str | None, encoding: str,
         header = read_header(paths[0], encoding)
         layout = None
         if header and not _has_contract_columns(table, header):
-            layout = recognise(paths[0], header, profile, table)
+            layout = recognise(paths[0], header, profile, table, extra)
         found[table.name] = Source(paths[0], layout)
     for path in sorted(data_dir.iterdir()):
         if (path in named or path.name.startswith(".") or not path.is_file()
                 or path.suffix.lower() not in _READABLE):
             continue
         header = read_header(path, encoding)
-        layout = recognise(path, header, profile)
+        layout = recognise(path, header, profile, extra=extra)
         if layout is None:
-            raise not_recognised(path, header, profile)
+            raise not_recognised(path, header, profile, extra)
         before = found[layout.table.name]
         if before is not None:
             raise ImportFailure(
