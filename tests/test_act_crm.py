@@ -15,7 +15,7 @@ from sqlalchemy import select
 from test_act_stage import NOW, build_act_workspace
 from typer.testing import CliRunner
 
-from doorstep.act import act
+from doorstep.act import act, reject_lead
 from doorstep.act.outbox import DEAD, PENDING, SENT
 from doorstep.act.worker import run_worker
 from doorstep.cli import app
@@ -76,6 +76,26 @@ def test_an_eql_becomes_a_task_for_its_owner_and_a_status_in_both_crms(
 
     calls = len(hubspot.calls) + len(salesforce.calls)
     act(workspace, now=NOW + timedelta(hours=1), send=True)  # nothing new to write
+    assert len(hubspot.calls) + len(salesforce.calls) == calls
+    workspace.store.engine.dispose()
+
+
+def test_a_lead_that_moves_on_updates_the_status_once_without_another_task(
+    tmp_path: Path, store_url: str, crms: tuple[HubSpot, str, Salesforce, str]
+) -> None:
+    hubspot, hub_url, salesforce, sf_url = crms
+    workspace = crm_workspace(tmp_path, store_url, hub_url, sf_url)
+    act(workspace, now=NOW, send=True)
+    tasks = (len(hubspot.tasks), len(salesforce.tasks))
+    reject_lead(workspace, "L-a1", "already_working", now=NOW + timedelta(hours=1))
+    report = act(workspace, now=NOW + timedelta(hours=2), send=True)
+    assert report.queued.get("crm_status") == 2  # one per CRM
+    assert hubspot.companies["a1"]["doorstep_eql_status"] == "EQL rejected"
+    assert salesforce.accounts["a1"]["Doorstep_EQL_Status__c"] == "EQL rejected"
+    assert hubspot.companies["a2"]["doorstep_eql_status"] == "EQL"  # still routed
+    assert (len(hubspot.tasks), len(salesforce.tasks)) == tasks
+    calls = len(hubspot.calls) + len(salesforce.calls)
+    act(workspace, now=NOW + timedelta(hours=3), send=True)  # said once
     assert len(hubspot.calls) + len(salesforce.calls) == calls
     workspace.store.engine.dispose()
 

@@ -167,6 +167,22 @@ class CrmConfig(_Section):
         "Doorstep_EQL_Status__c", description="the account field that gets the EQL status"
     )
     status_value: str = Field("EQL", description="the status written when a lead is an EQL")
+    status_values: dict[str, str] = Field(
+        default_factory=lambda: {"opportunity": "EQL opportunity", "won": "EQL won",
+                                 "lost": "EQL lost", "rejected": "EQL rejected",
+                                 "expired": "EQL expired"},
+        description="the status written when a routed lead moves on, by lead status",
+    )
+
+    @model_validator(mode="after")
+    def _known_statuses(self) -> CrmConfig:
+        from doorstep.lifecycle import STATUSES
+
+        unknown = sorted(set(self.status_values) - set(STATUSES))
+        if unknown:
+            raise ValueError(f"status_values: {unknown[0]!r} is not a lead status; use "
+                             f"{', '.join(STATUSES)}")
+        return self
 
 
 class ActConfig(_Section):
@@ -466,6 +482,14 @@ hubspot_status_property = "doorstep_eql_status"   # a company property you creat
 salesforce_api_version = "v60.0"
 salesforce_status_field = "Doorstep_EQL_Status__c"  # a custom account field you create
 status_value = "EQL"
+
+[act.crm.status_values]
+# The status written when a routed lead moves on; a lead status missing here leaves it as is.
+opportunity = "EQL opportunity"
+won = "EQL won"
+lost = "EQL lost"
+rejected = "EQL rejected"
+expired = "EQL expired"
 
 [mapping]
 # Minimum match probability for a fuzzy (probabilistic) account match.

@@ -9,6 +9,9 @@ outbox, with its idempotency key, retries and dead letters. Each send is safe to
    the owner's email when there is one;
 3. set the EQL status on the company or account (a PATCH, the same on every try).
 
+When the lead later moves on (an opportunity, won, lost, rejected, expired), a `crm_status`
+message updates the status alone, once per status (`[act.crm] status_values`).
+
 Answers: 429 waits as long as `Retry-After` says (and does not count as a failed try); 5xx and
 network errors are retried with backoff; 401 refreshes an OAuth access token once when a
 refresh token is configured, else fails with what to set; any other 4xx is permanent (a wrong
@@ -26,6 +29,7 @@ from typing import Any
 import httpx
 
 from doorstep.act.channels import HUBSPOT, SALESFORCE, USER_AGENT, DeliveryError, OutgoingMessage
+from doorstep.act.outbox import CRM_STATUS
 from doorstep.config import ConfigError, CrmConfig
 
 # HubSpot-defined association type of a task to a company
@@ -137,6 +141,11 @@ class _CrmChannel:
         """The CRM user id of the user with this email, or None."""
         raise NotImplementedError
 
+    def status(self, message: OutgoingMessage) -> str:
+        """The EQL status to write: the lead's later status, or "EQL" at its assignment."""
+        later = message.data.get("status_value")
+        return str(later) if message.action == CRM_STATUS and later else self.config.status_value
+
     def owner_id(self, email: str | None) -> str | None:
         """The CRM user id for the lead owner's email (asked once per email and run)."""
         if not email:
@@ -208,7 +217,7 @@ class HubSpotChannel(_CrmChannel):
 
     def send(self, message: OutgoingMessage) -> None:
         company = _account_id(message)
-        if self.existing_task(message) is None:
+        if message.action != CRM_STATUS and self.existing_task(message) is None:
             properties = {
                 "hs_timestamp": _due(message).isoformat().replace("+00:00", "Z"),
                 "hs_task_subject": _subject(message),
@@ -227,7 +236,7 @@ class HubSpotChannel(_CrmChannel):
                     "associationTypeId": _TASK_TO_COMPANY}]}],
             })
         self.request("PATCH", f"/crm/v3/objects/companies/{company}", json={
-            "properties": {self.config.hubspot_status_property: self.config.status_value}})
+            "properties": {self.config.hubspot_status_property: self.status(message)}})
 
 
 def _soql_text(value: str) -> str:
@@ -260,8 +269,9 @@ class SalesforceChannel(_CrmChannel):
     def send(self, message: OutgoingMessage) -> None:
         account = _account_id(message)
         tag = _soql_text(message.idempotency_key[:12])
-        found = self.query(f"SELECT Id FROM Task WHERE WhatId = '{_soql_text(account)}' "
-                           f"AND Subject LIKE '%{tag}%' LIMIT 1")
+        found = message.action == CRM_STATUS or self.query(
+            f"SELECT Id FROM Task WHERE WhatId = '{_soql_text(account)}' "
+            f"AND Subject LIKE '%{tag}%' LIMIT 1")
         if not found:
             task: dict[str, Any] = {
                 "Subject": _subject(message)[:255],
@@ -276,7 +286,7 @@ class SalesforceChannel(_CrmChannel):
                 task["OwnerId"] = owner
             self.request("POST", f"{self.api}/sobjects/Task", json=task)
         self.request("PATCH", f"{self.api}/sobjects/Account/{account}", json={
-            self.config.salesforce_status_field: self.config.status_value})
+            self.config.salesforce_status_field: self.status(message)})
 
 
 def open_crm_channel(name: str, config: CrmConfig, timeout: float) -> HubSpotChannel | \

@@ -28,6 +28,8 @@ TEMPLATE_SUFFIX = ".j2"
 
 ASSIGNMENT = "assignment"
 ESCALATION = "escalation"
+# the EQL status written back to the CRM after the assignment (opportunity, won, rejected ...)
+CRM_STATUS = "crm_status"
 
 PENDING = "pending"
 SENDING = "sending"

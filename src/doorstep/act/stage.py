@@ -27,8 +27,16 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from doorstep.act.channels import OUTBOX_DIR, check_channels
-from doorstep.act.outbox import ASSIGNMENT, ESCALATION, Context, Draft, Templates, enqueue
+from doorstep.act.channels import HUBSPOT, OUTBOX_DIR, SALESFORCE, check_channels
+from doorstep.act.outbox import (
+    ASSIGNMENT,
+    CRM_STATUS,
+    ESCALATION,
+    Context,
+    Draft,
+    Templates,
+    enqueue,
+)
 from doorstep.act.worker import WorkerReport, run_worker
 from doorstep.config import Config, WarmthBands
 from doorstep.lifecycle import (
@@ -497,6 +505,30 @@ def _request_intros(
     record_events(conn, events)
 
 
+def crm_status_drafts(conn: Connection, config: Config) -> list[Draft]:
+    """The EQL status in the CRM after a lead's assignment was written there: one update per
+    later status that `[act.crm] status_values` names (rejected, expired, won ...)."""
+    values = config.act.crm.status_values
+    crm = [c for c in config.act.channels.rep if c in (HUBSPOT, SALESFORCE)]
+    if not crm or not values:
+        return []
+    rows = conn.execute(
+        select(Lead.lead_id, Lead.account_id, Lead.status, Delivery.channel, Account.name)
+        .join(Delivery, Delivery.lead_id == Lead.lead_id)
+        .join(Account, Account.account_id == Lead.account_id, isouter=True)
+        .where(Delivery.action == ASSIGNMENT, Delivery.channel.in_(crm),
+               Lead.status.in_(list(values)))
+    ).all()
+    return [
+        Draft(lead_id, CRM_STATUS, f"status:{status}", channel, {
+            "lead": {"lead_id": lead_id, "account_id": account_id, "status": status},
+            "account": {"account_id": account_id, "name": name},
+            "status_value": values[status],
+        })
+        for lead_id, account_id, status, channel, name in rows
+    ]
+
+
 def act(workspace: Workspace, *, now: datetime | None = None, send: bool = True) -> ActReport:
     """Route the EQLs, queue the motions' messages, escalate overdue ones, and (with `send`)
     deliver what is due; running it twice routes and queues nothing twice."""
@@ -512,7 +544,9 @@ def act(workspace: Workspace, *, now: datetime | None = None, send: bool = True)
         drafts = assignment_drafts(world, config, report)
         requests, asked = partner_drafts(world, config, report)
         escalations, escalation_events = overdue_motions(world, config, moment, report)
-        queued = enqueue(conn, [*drafts, *requests, *escalations], templates, now=moment)
+        statuses = crm_status_drafts(conn, config)
+        queued = enqueue(conn, [*drafts, *requests, *escalations, *statuses], templates,
+                         now=moment)
         _request_intros(conn, asked, moment, report)
         record_events(conn, escalation_events)
     report.queued = dict(Counter(d.action for d in queued))
