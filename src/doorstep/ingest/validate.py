@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from doorstep.ingest.contract import Column, Table
 from doorstep.ingest.read import ROW, TableFile
@@ -38,15 +39,27 @@ def q(name: str) -> str:
 
 # Whitespace a cell may be padded with: every character Python's str.strip() removes (tabs,
 # line breaks, no-break spaces ...). DuckDB's trim() alone strips spaces only, so a tab-only id
-# would pass as present.
-_WHITESPACE = " || ".join(
-    f"chr({c})" for c in range(0x3001) if chr(c).isspace()
-)
+# would pass as present; and its trim() with a set of characters costs 16 times a plain one,
+# per use. So each column is trimmed once, in Arrow, into a column beside it (`with_trimmed`).
+_WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+_TRIMMED = "\x1ftrimmed"
 
 
 def value(column: str) -> str:
-    """SQL for a column's value: trimmed of whitespace, an empty string meaning missing."""
-    return f"NULLIF(trim({q(column)}, {_WHITESPACE}), '')"
+    """SQL for a column's value: trimmed of whitespace, an empty string meaning missing (the
+    column `with_trimmed` adds)."""
+    return q(column + _TRIMMED)
+
+
+def with_trimmed(data: pa.Table) -> pa.Table:
+    """`data` with, beside each column, its values trimmed of whitespace and blank as null."""
+    for name in list(data.column_names):
+        if name == ROW:
+            continue
+        trimmed = pc.utf8_trim(data.column(name), characters=_WHITESPACE)
+        trimmed = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+        data = data.append_column(name + _TRIMMED, trimmed)
+    return data
 
 
 def _sql_list(items: tuple[str, ...]) -> str:
@@ -238,7 +251,7 @@ def check_table(con: duckdb.DuckDBPyConnection, table_file: TableFile) -> Checke
     """
     table = table_file.table
     src = f"src_{table.name}"
-    con.register(src, table_file.data)
+    con.register(src, with_trimmed(table_file.data))
     present = _present(table_file)
     cell_columns = {c.name for c in present if cell_level(table, c)}
     cell_columns |= set(table_file.extra_columns)
@@ -315,8 +328,9 @@ def check_table(con: duckdb.DuckDBPyConnection, table_file: TableFile) -> Checke
     )
     replace = ", ".join(
         f"CASE WHEN {ROW} IN (SELECT row FROM bad_{table.name} WHERE loaded AND col = "
-        f"{_sql_text(name)}) THEN NULL ELSE {q(name)} END AS {q(name)}"
+        f"{_sql_text(name)}) THEN NULL ELSE {q(column)} END AS {q(column)}"
         for name in cleared
+        for column in (name, name + _TRIMMED)
     )
     rows = f"(SELECT * REPLACE ({replace}) FROM {src})" if cleared else src
     typed = [f"{typed_expression(c)} AS {q(c.name)}" for c in present]
