@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 
 from doorstep.ingest.contract import TABLE_BY_NAME, Table
 from doorstep.ingest.read import (
+    FORMATS,
     ROW,
     ImportFailure,
     TableFile,
@@ -370,7 +371,7 @@ def with_partners(partners: TableFile, named: Iterable[tuple[str, str, int]]) ->
 
 # --- which file holds which table ------------------------------------------------------------
 
-_READABLE = (".csv", ".parquet", ".tsv", ".txt")
+_READABLE = (*FORMATS, ".tsv", ".txt")
 
 
 @dataclass
@@ -408,7 +409,7 @@ def locate_sources(data_dir: Path, *, profile: str | None, encoding: str,
     named: set[Path] = set()
     extra = workspace_layouts(data_dir.parent) if profile is None else []
     for table in TABLE_BY_NAME.values():
-        paths = [data_dir / f"{table.name}{ext}" for ext in (".csv", ".parquet")
+        paths = [data_dir / f"{table.name}{ext}" for ext in FORMATS
                  if (data_dir / f"{table.name}{ext}").exists()]
         if len(paths) > 1:
             raise ImportFailure(

@@ -247,7 +247,8 @@ def check_table(con: duckdb.DuckDBPyConnection, table_file: TableFile) -> Checke
 
     A bad value in an optional column (`cell_level`) is left out and the row loads; any other
     problem quarantines the row. Referenced tables must already be registered in `con` as
-    `keys_<table>` and `refused_<table>` (see `register_keys`).
+    `keys_<table>` and `refused_<table>` (see `register_keys` and `_register_refused`), which
+    checking them does.
     """
     table = table_file.table
     src = f"src_{table.name}"
